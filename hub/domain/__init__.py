@@ -1,0 +1,1 @@
+"""Pure logic of the hub: events, vocabulary, relations. Imports no I/O library."""

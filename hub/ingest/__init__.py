@@ -1,0 +1,1 @@
+"""From MQTT messages to typed events: the router and one decoder module per device ecosystem."""

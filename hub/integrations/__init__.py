@@ -1,0 +1,1 @@
+"""Home Assistant REST and notification channels."""

@@ -1,0 +1,1 @@
+"""The MQTT side of the hub: client, embedded broker, publishing hub state."""

@@ -1,0 +1,1 @@
+"""Relational store (things, sources, latest values, scans) and time-series sinks with their spool."""

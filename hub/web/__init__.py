@@ -1,0 +1,1 @@
+"""Dashboard, REST API, health and metrics endpoints."""
