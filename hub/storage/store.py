@@ -1,0 +1,376 @@
+"""The relational store: things, their sources, their latest values, and tag scans.
+
+SQLAlchemy Core over SQLite (one file, WAL) or PostgreSQL (several hubs sharing state), through the
+same code. Times are float epoch seconds in both dialects: the domain already uses them, they compare
+and sort the same everywhere, and SQLite has no native timestamp type to disagree with.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event, exc
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+
+from hub.domain.events import Value
+from hub.domain.livestate import ScanRecord, ThingState
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+SQLITE_FILE = "hub.sqlite"
+#: ecosystem whose identities are the thing ids themselves
+NATIVE = "native"
+#: ms a SQLite writer waits for another process's lock before failing
+BUSY_TIMEOUT_MS = 10_000
+#: arbitrary constant naming the PostgreSQL advisory lock that serialises concurrent migrations
+_MIGRATION_LOCK = 0x6E_68_75_62
+
+Time = sa.Double
+metadata = sa.MetaData()
+
+things = sa.Table(
+    "things",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("name", sa.Text),
+    sa.Column("kind", sa.Text),
+    # the ecosystem the thing was first heard through
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("first_seen", Time, nullable=False),
+    sa.Column("last_seen", Time, nullable=False),
+    sa.Column("online", sa.Boolean),
+)
+
+sources = sa.Table(
+    "sources",
+    metadata,
+    sa.Column("ecosystem", sa.Text, primary_key=True),
+    sa.Column("identity", sa.Text, primary_key=True),
+    sa.Column("thing_id", sa.Text, sa.ForeignKey("things.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("first_seen", Time, nullable=False),
+    sa.Index("sources_thing", "thing_id"),
+)
+
+latest = sa.Table(
+    "latest",
+    metadata,
+    sa.Column("thing_id", sa.Text, sa.ForeignKey("things.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("measurement", sa.Text, primary_key=True),
+    sa.Column("value_num", sa.Double),
+    sa.Column("value_bool", sa.Boolean),
+    sa.Column("time", Time, nullable=False),
+)
+
+scans = sa.Table(
+    "scans",
+    metadata,
+    # INTEGER PRIMARY KEY on SQLite is the rowid (autoincrementing); BIGINT identity on PostgreSQL
+    sa.Column(
+        "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True
+    ),
+    sa.Column("reader", sa.Text, nullable=False),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("tag", sa.Text, nullable=False),
+    sa.Column("time", Time, nullable=False),
+    # when the store took it: differs from ``time`` when a reader's clock is off or scans were queued
+    sa.Column("received", Time, nullable=False),
+    sa.Index("scans_reader_time", "reader", "time"),
+    sa.Index("scans_tag_time", "tag", "time"),
+)
+
+
+class StoreError(Exception):
+    """The store cannot be opened or reached; the message says what to do."""
+
+
+class Store:
+    """Things, sources, latest values and scans in SQLite or PostgreSQL."""
+
+    def __init__(self, url: str) -> None:
+        self.url = _normalise(make_url(url))
+        self.dialect = self.url.get_backend_name()
+        if self.dialect == "sqlite":
+            self._engine = _sqlite_engine(self.url)
+        elif self.dialect == "postgresql":
+            self._engine = _postgres_engine(self.url)
+        else:
+            raise StoreError(
+                f"storage.url: unsupported database {self.dialect!r}; use a directory path, "
+                "sqlite:///FILE or postgresql://USER@HOST/DATABASE"
+            )
+        self._insert = sqlite.insert if self.dialect == "sqlite" else postgresql.insert
+
+    @classmethod
+    def open(cls, path_or_url: str | os.PathLike[str]) -> Store:
+        """A store from ``storage.path`` (a directory, holding ``hub.sqlite``) or ``storage.url``."""
+        text = os.fspath(path_or_url)
+        if "://" in text:
+            return cls(text)
+        directory = Path(text).expanduser().absolute()
+        _ensure_writable_directory(directory)
+        return cls(str(URL.create("sqlite", database=str(directory / SQLITE_FILE))))
+
+    # -- life ------------------------------------------------------------------------------------
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest revision (``alembic upgrade head``); a no-op when current."""
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        with self._begin() as conn:
+            if self.dialect == "postgresql":
+                # two hubs starting together must not both create the tables
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+
+    def ping(self) -> bool:
+        """True when the database answers."""
+        try:
+            with self._engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+            return True
+        except exc.SQLAlchemyError:
+            return False
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    # -- writes ----------------------------------------------------------------------------------
+
+    def apply(self, things_: Sequence[ThingState], scans_: Sequence[ScanRecord]) -> None:
+        """Store changed things (with their sources and latest values) and new scans in one transaction.
+
+        first_seen keeps the earliest, last_seen the latest, online changes only when given, and a
+        latest value is replaced only by a newer one (or a different one at the same time).
+        """
+        unique = {s.id: s for s in things_}
+        # a fixed order keeps concurrent writers from deadlocking on PostgreSQL
+        ordered = [unique[k] for k in sorted(unique)]
+        thing_rows = [
+            {
+                "id": s.id,
+                "source": s.source,
+                "first_seen": s.first_seen,
+                "last_seen": s.last_seen,
+                "online": s.online,
+            }
+            for s in ordered
+        ]
+        source_rows = [
+            {"ecosystem": s.source, "identity": s.id, "thing_id": s.id, "first_seen": s.first_seen}
+            for s in ordered
+        ]
+        latest_rows = [
+            _latest_row(s.id, name, value, s.times.get(name, s.last_seen))
+            for s in ordered
+            for name, value in s.values.items()
+            if _storable(value)
+        ]
+        received = time.time()
+        scan_rows = [
+            {"reader": r.reader, "source": r.source, "tag": r.tag, "time": r.time, "received": received}
+            for r in scans_
+        ]
+        with self._begin() as conn:
+            if thing_rows:
+                conn.execute(self._upsert_things(), thing_rows)
+                conn.execute(self._upsert_sources(), source_rows)
+            if latest_rows:
+                conn.execute(self._upsert_latest(), latest_rows)
+            if scan_rows:
+                conn.execute(scans.insert(), scan_rows)
+
+    def _upsert_things(self) -> Any:
+        stmt = self._insert(things)
+        new, old = stmt.excluded, things.c
+        earliest = sa.case((new.first_seen < old.first_seen, new.first_seen), else_=old.first_seen)
+        return stmt.on_conflict_do_update(
+            index_elements=[old.id],
+            set_={
+                "first_seen": earliest,
+                "last_seen": sa.case((new.last_seen > old.last_seen, new.last_seen), else_=old.last_seen),
+                "online": sa.func.coalesce(new.online, old.online),
+            },
+        )
+
+    def _upsert_sources(self) -> Any:
+        stmt = self._insert(sources)
+        new, old = stmt.excluded, sources.c
+        # nothing is written for an already-known source unless it was seen earlier than recorded
+        return stmt.on_conflict_do_update(
+            index_elements=[old.ecosystem, old.identity],
+            set_={"first_seen": new.first_seen},
+            where=new.first_seen < old.first_seen,
+        )
+
+    def _upsert_latest(self) -> Any:
+        stmt = self._insert(latest)
+        new, old = stmt.excluded, latest.c
+        changed = sa.or_(
+            new.value_num.is_distinct_from(old.value_num), new.value_bool.is_distinct_from(old.value_bool)
+        )
+        # an unchanged value is not rewritten: the flusher sends every value of a changed thing
+        return stmt.on_conflict_do_update(
+            index_elements=[old.thing_id, old.measurement],
+            set_={"value_num": new.value_num, "value_bool": new.value_bool, "time": new.time},
+            where=sa.or_(new.time > old.time, sa.and_(new.time == old.time, changed)),
+        )
+
+    # -- reads -----------------------------------------------------------------------------------
+
+    def load_things(self) -> list[ThingState]:
+        """Every thing with its latest values and their times, sorted by id (to prime the live state)."""
+        with self._begin() as conn:
+            rows = conn.execute(sa.select(things).order_by(things.c.id)).all()
+            values = conn.execute(sa.select(latest)).all()
+        states = {r.id: _state(r) for r in rows}
+        for v in values:
+            state = states.get(v.thing_id)
+            if state is not None:
+                state.values[v.measurement] = _value(v)
+                state.times[v.measurement] = v.time
+        return list(states.values())
+
+    def thing(self, thing_id: str) -> ThingState | None:
+        """One thing with its latest values, or None when it was never seen."""
+        with self._begin() as conn:
+            row = conn.execute(sa.select(things).where(things.c.id == thing_id)).first()
+            if row is None:
+                return None
+            values = conn.execute(sa.select(latest).where(latest.c.thing_id == thing_id)).all()
+        state = _state(row)
+        for v in values:
+            state.values[v.measurement] = _value(v)
+            state.times[v.measurement] = v.time
+        return state
+
+    def recent_scans(self, limit: int = 50, reader: str | None = None) -> list[ScanRecord]:
+        """The newest scans first, optionally of one reader."""
+        query = sa.select(scans.c.reader, scans.c.source, scans.c.tag, scans.c.time)
+        if reader is not None:
+            query = query.where(scans.c.reader == reader)
+        query = query.order_by(scans.c.time.desc(), scans.c.id.desc()).limit(limit)
+        with self._begin() as conn:
+            return [ScanRecord(r.reader, r.source, r.tag, r.time) for r in conn.execute(query)]
+
+    def count_scans(self) -> int:
+        with self._begin() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(scans)).scalar_one())
+
+    # -- connections -----------------------------------------------------------------------------
+
+    @contextmanager
+    def _begin(self) -> Iterator[Connection]:
+        try:
+            conn = self._engine.connect()
+        except exc.DBAPIError as e:
+            raise StoreError(self._explain(e)) from e
+        with conn, conn.begin():
+            yield conn
+
+    def _explain(self, error: exc.DBAPIError) -> str:
+        detail = str(error.orig).strip().splitlines()[-1] if error.orig else str(error)
+        if self.dialect == "sqlite":
+            return f"cannot open SQLite database {self.url.database}: {detail} (storage.path)"
+        where = f"PostgreSQL at {self.url.host or 'localhost'}:{self.url.port or 5432}"
+        text = str(error.orig).lower()
+        if "refused" in text:
+            return f"{where} refused the connection (storage.url): is PostgreSQL running and listening there?"
+        if "timeout" in text or "timed out" in text:
+            return f"{where} did not answer in time (storage.url): check the host, the port and the firewall"
+        if "authentication" in text or "password" in text:
+            return f"{where} rejected the credentials (storage.url): check the user name and password"
+        if "does not exist" in text:
+            return f"{where}: {detail} (storage.url): create it or correct the URL"
+        return f"{where} could not be reached (storage.url): {detail}"
+
+    def _describe(self) -> str:
+        return self.url.render_as_string(hide_password=True)
+
+    def __repr__(self) -> str:
+        return f"Store({self._describe()!r})"
+
+
+def _normalise(url: URL) -> URL:
+    # "postgresql://" means psycopg2 to SQLAlchemy; the hub ships psycopg (3)
+    if url.drivername in ("postgresql", "postgres"):
+        return url.set(drivername="postgresql+psycopg")
+    return url
+
+
+def _sqlite_engine(url: URL) -> Engine:
+    if url.database and url.database != ":memory:":
+        _ensure_writable_directory(Path(url.database).absolute().parent)
+    engine = sa.create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+        finally:
+            cursor.close()
+
+    return engine
+
+
+def _postgres_engine(url: URL) -> Engine:
+    try:
+        import psycopg  # noqa: F401
+    except ImportError as e:
+        raise StoreError(
+            "storage.url names PostgreSQL, which needs psycopg: pip install 'neighborhood-hub[postgres]'"
+        ) from e
+    connect_args = {} if "connect_timeout" in url.query else {"connect_timeout": 10}
+    return sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+
+
+def _ensure_writable_directory(directory: Path) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        reason = e.strerror or type(e).__name__
+        raise StoreError(f"cannot create the storage directory {directory}: {reason} (storage.path)") from e
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise StoreError(
+            f"the storage directory {directory} is not writable by this user (storage.path): "
+            "fix its owner or permissions, or choose another path"
+        )
+
+
+def _storable(value: Value) -> bool:
+    return isinstance(value, bool) or math.isfinite(value)
+
+
+def _latest_row(thing_id: str, name: str, value: Value, at: float) -> dict[str, Any]:
+    is_bool = isinstance(value, bool)
+    return {
+        "thing_id": thing_id,
+        "measurement": name,
+        "value_num": None if is_bool else float(value),
+        "value_bool": value if is_bool else None,
+        "time": at,
+    }
+
+
+def _value(row: Any) -> Value:
+    return bool(row.value_bool) if row.value_bool is not None else float(row.value_num)
+
+
+def _state(row: Any) -> ThingState:
+    return ThingState(row.id, row.source, row.first_seen, row.last_seen, row.online)
