@@ -1,0 +1,34 @@
+"""What the web layer is given by the composition root: live state, telemetry, health, identity."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from hub.domain.livestate import LiveState
+from hub.telemetry import Telemetry
+
+#: component name → {"status": "ok" | "degraded" | "down", "detail": "..."}
+HealthReport = dict[str, dict[str, str]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class WebContext:
+    """Everything the dashboard and API read; built by the app, never by the web layer itself."""
+
+    live: LiveState
+    telemetry: Telemetry
+    health: Callable[[], HealthReport]
+    version: str
+    site_name: str = "Neighborhood Hub"
+    #: epoch seconds; replaced in tests to pin "last seen N s ago"
+    clock: Callable[[], float] = time.time
+
+
+def get_context(request: Request) -> WebContext:
+    """FastAPI dependency: the context the app was created with."""
+    ctx: WebContext = request.app.state.ctx
+    return ctx
