@@ -126,11 +126,12 @@ def test_prune_drops_only_points_older_than_the_retention(tmp_path: Path) -> Non
         [Point("t", "native", {"temperature": float(d), "smoke": False}, T0 - d * day) for d in range(5)]
     )
 
-    dropped = sink.prune(now_ns=T0 + 1)
+    dropped = sink.prune(now_ns=T0)
 
-    assert dropped == 2 * 3  # days 2, 3 and 4 ago, two values each
-    assert [t for t, _ in sink.history("t", "temperature", 0)] == [T0 - day, T0]
-    assert sink.prune(now_ns=T0 + 1) == 0
+    assert dropped == 2 * 2  # days 3 and 4 ago, two values each; exactly 2 days old is kept
+    assert [t for t, _ in sink.history("t", "temperature", 0)] == [T0 - 2 * day, T0 - day, T0]
+    assert sink.prune(now_ns=T0) == 0
+    assert sink.prune(now_ns=T0 + 1) == 2
     sink.close()
 
 
