@@ -1,0 +1,238 @@
+"""The hub's configuration: YAML validated by pydantic, errors that name file, line and key.
+
+Secrets never have to live in the YAML: each one may come from the environment (``HUB_MQTT_PASSWORD``,
+``HUB_TIMESERIES_PASSWORD``, ``HUB_TIMESERIES_TOKEN``) or from a ``*_file`` key naming a file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError
+
+
+class ConfigError(Exception):
+    """A configuration problem a user can fix; the message names the file, line and key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MqttConfig(_Section):
+    #: ``mqtt://[user[:password]@]host[:port]``, ``mqtts://...`` for TLS, or ``embedded``.
+    url: str = "mqtt://127.0.0.1:1883"
+    base_topic: str = Field("neighborhood", pattern=r"^[^#+\s]+[^#+\s/]$|^[^#+\s/]$")
+    client_id: str = Field("neighborhood-hub", min_length=1, max_length=64)
+    username: str | None = None
+    password: SecretStr | None = None
+    password_file: Path | None = None
+    protocol: Literal["auto", "5", "3.1.1"] = "auto"
+    keepalive: int = Field(30, ge=5, le=3600)
+    qos: Literal[0, 1] = 1
+    session_expiry: int = Field(7 * 24 * 3600, ge=0)
+    receive_maximum: int = Field(1000, ge=1, le=65535)
+    tls_ca_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _url_shape(self) -> MqttConfig:
+        if self.url != "embedded":
+            parts = urlsplit(self.url)
+            if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+                raise ValueError(f"url {self.url!r} is not mqtt://host[:port], mqtts://host[:port] or embedded")
+        return self
+
+
+class TimeseriesConfig(_Section):
+    kind: Literal["influxdb-v2", "influxdb-v1", "embedded"] = "embedded"
+    url: str | None = None
+    # InfluxDB 1.x
+    database: str = "hub"
+    retention_policy: str | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    password_file: Path | None = None
+    # InfluxDB 2.x / 3.x
+    org: str | None = None
+    bucket: str | None = None
+    token: SecretStr | None = None
+    token_file: Path | None = None
+    # batching and the embedded store
+    batch_size: int = Field(5000, ge=1, le=5000)
+    flush_interval: float = Field(1.0, gt=0, le=10)
+    timeout: float = Field(10.0, gt=0, le=120)
+    retention_days: float = Field(30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _kind_needs(self) -> TimeseriesConfig:
+        if self.kind != "embedded" and not self.url:
+            raise ValueError(f"kind {self.kind} needs a url (e.g. http://127.0.0.1:8086)")
+        if self.kind == "influxdb-v2" and not (self.org and self.bucket):
+            raise ValueError("kind influxdb-v2 needs org and bucket")
+        return self
+
+
+class StorageConfig(_Section):
+    #: Directory for the SQLite store, the spool and the embedded time series.
+    path: Path = Path("hub-data")
+    #: A PostgreSQL URL (``postgresql+psycopg://user@host/db``) when several hub processes share state.
+    url: str | None = None
+    spool_max_mb: float = Field(512.0, gt=0)
+
+
+class WebConfig(_Section):
+    enabled: bool = True
+    listen: str = Field("127.0.0.1:8080", pattern=r"^[^:\s]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$")
+
+    @property
+    def host(self) -> str:
+        return self.listen.rsplit(":", 1)[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rsplit(":", 1)[1])
+
+
+class IngestConfig(_Section):
+    max_payload_bytes: int = Field(65536, ge=64)
+    queue_size: int = Field(20000, ge=10)
+
+
+class LogConfig(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class HubConfig(_Section):
+    mqtt: MqttConfig = MqttConfig()
+    timeseries: TimeseriesConfig = TimeseriesConfig()
+    storage: StorageConfig = StorageConfig()
+    web: WebConfig = WebConfig()
+    ingest: IngestConfig = IngestConfig()
+    log: LogConfig = LogConfig()
+
+
+class Secrets(BaseModel):
+    """Secrets resolved from the environment, ``*_file`` keys or the YAML, in that order."""
+
+    mqtt_username: str | None = None
+    mqtt_password: str | None = None
+    timeseries_username: str | None = None
+    timeseries_password: str | None = None
+    timeseries_token: str | None = None
+
+
+def _line_of(doc: Any, loc: tuple[int | str, ...]) -> int | None:
+    """1-based line of the deepest key of ``loc`` present in the YAML document."""
+    line = None
+    node = doc
+    for key in loc:
+        if isinstance(node, CommentedMap) and key in node:
+            line = node.lc.key(key)[0] + 1
+            node = node[key]
+        elif isinstance(node, CommentedSeq) and isinstance(key, int) and key < len(node):
+            line = node.lc.item(key)[0] + 1
+            node = node[key]
+        else:
+            break
+    if line is None and isinstance(doc, CommentedMap):
+        line = doc.lc.line + 1
+    return line
+
+
+def _describe(err: dict[str, Any]) -> str:
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        return "unknown key (check the spelling against config/hub.example.yaml)"
+    if err["type"] == "missing":
+        return "required key is missing"
+    if "input" in err and not isinstance(err["input"], dict | list):
+        return f"{msg} (got {err['input']!r})"
+    return msg
+
+
+def parse_config(text: str, filename: str = "<config>") -> HubConfig:
+    """Validate YAML text; raise ConfigError naming file, line and key of every problem."""
+    yaml = YAML(typ="rt")
+    try:
+        doc = yaml.load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{filename}, line {mark.line + 1}" if mark else filename
+        raise ConfigError(f"{where}: not valid YAML: {exc.problem or exc.context}") from None
+    if doc is None:
+        doc = CommentedMap()
+    if not isinstance(doc, CommentedMap):
+        raise ConfigError(f"{filename}, line 1: the config must be a mapping of sections (mqtt:, timeseries:, ...)")
+    try:
+        return HubConfig.model_validate(_plain(doc))
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            line = _line_of(doc, loc)
+            key = ".".join(str(p) for p in loc) or "(top level)"
+            at = f"{filename}, line {line}" if line else filename
+            problems.append(f"{at}, key {key}: {_describe(err)}")
+        raise ConfigError("\n".join(problems)) from None
+
+
+def _plain(node: Any) -> Any:
+    if isinstance(node, Mapping):
+        return {str(k): _plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_plain(v) for v in node]
+    return node
+
+
+def load_config(path: str | Path) -> HubConfig:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file (copy config/hub.example.yaml to start)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the config: {exc}") from None
+    config = parse_config(text, str(path))
+    resolve_secrets(config, env=os.environ, filename=str(path))  # fail early on a missing secret file
+    return config
+
+
+def _from_file(path: Path | None, key: str, filename: str) -> str | None:
+    if path is None:
+        return None
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"{filename}, key {key}: cannot read {path}: {exc.strerror}") from None
+
+
+def resolve_secrets(config: HubConfig, env: Mapping[str, str], filename: str = "<config>") -> Secrets:
+    """Credentials from the environment, then ``*_file`` keys, then the YAML (or the MQTT URL)."""
+    url_user = url_password = None
+    if config.mqtt.url != "embedded":
+        parts = urlsplit(config.mqtt.url)
+        url_user = unquote(parts.username) if parts.username else None
+        url_password = unquote(parts.password) if parts.password else None
+
+    def pick(env_key: str, file_path: Path | None, file_key: str, inline: SecretStr | None,
+             fallback: str | None = None) -> str | None:
+        return (env.get(env_key) or _from_file(file_path, file_key, filename)
+                or (inline.get_secret_value() if inline else None) or fallback)
+
+    ts = config.timeseries
+    return Secrets(
+        mqtt_username=env.get("HUB_MQTT_USERNAME") or config.mqtt.username or url_user,
+        mqtt_password=pick("HUB_MQTT_PASSWORD", config.mqtt.password_file, "mqtt.password_file",
+                           config.mqtt.password, url_password),
+        timeseries_username=env.get("HUB_TIMESERIES_USERNAME") or ts.username,
+        timeseries_password=pick("HUB_TIMESERIES_PASSWORD", ts.password_file, "timeseries.password_file",
+                                 ts.password),
+        timeseries_token=pick("HUB_TIMESERIES_TOKEN", ts.token_file, "timeseries.token_file", ts.token),
+    )

@@ -1,0 +1,266 @@
+"""The hub's MQTT connection: paho-mqtt 2, MQTT 5 where the broker speaks it, else 3.1.1.
+
+- a fixed client id and a persistent session, so QoS 1 messages published while the hub is down are
+  delivered when it returns;
+- manual acknowledgement: a QoS 1 message is acknowledged only when ``ack()`` is called for its token,
+  which the recorder does once the reading is in the sink or the spool;
+- reconnect with backoff (paho's own), resubscribe, and a retained LWT on the hub status topic.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+log = logging.getLogger(__name__)
+
+_UNSUPPORTED_PROTOCOL = 132
+_BAD_CREDENTIALS = (134, 135)  # bad user name or password, not authorized
+
+
+@dataclass(frozen=True, slots=True)
+class AckToken:
+    """Identifies one received QoS 1 message on one connection."""
+
+    generation: int
+    mid: int
+    qos: int
+
+
+@dataclass(slots=True)
+class Inbound:
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+    received: float
+    token: AckToken | None
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerAddress:
+    host: str
+    port: int
+    tls: bool = False
+    username: str | None = None
+    password: str | None = None
+    ca_file: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+class MqttConnection:
+    """One supervised broker connection; messages go to ``deliver``, which may block (backpressure)."""
+
+    def __init__(
+        self,
+        broker: BrokerAddress,
+        *,
+        client_id: str,
+        subscriptions: Sequence[tuple[str, int]],
+        deliver: Callable[[Inbound], None],
+        status_topic: str | None = None,
+        protocol: str = "auto",
+        keepalive: int = 30,
+        session_expiry: int = 7 * 24 * 3600,
+        receive_maximum: int = 1000,
+        on_state: Callable[[bool], None] | None = None,
+    ) -> None:
+        self.broker = broker
+        self.client_id = client_id
+        self.subscriptions = list(subscriptions)
+        self.deliver = deliver
+        self.status_topic = status_topic
+        self.keepalive = keepalive
+        self.session_expiry = session_expiry
+        self.receive_maximum = receive_maximum
+        self.on_state = on_state
+        self.protocol = paho.MQTTv311 if protocol == "3.1.1" else paho.MQTTv5
+        self._auto = protocol == "auto"
+        self._client: paho.Client | None = None
+        self._generation = 0
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.connected = threading.Event()
+        self._fallback = False
+        self._connack_seen = False
+        self._closed_before_connack = 0
+        self._unreachable_logged = False
+        self.last_error: str | None = None
+        self.connects = 0
+
+    # -- life -----------------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._supervise, name="mqtt", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stopping.set()
+        client = self._client
+        if client is not None:
+            if self.status_topic and self.connected.is_set():
+                info = client.publish(self.status_topic, "offline", qos=1, retain=True)
+                info.wait_for_publish(min(timeout, 2.0))
+            client.disconnect()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self.connected.wait(timeout)
+
+    # -- operations from other threads ----------------------------------------------------------------
+    def ack(self, token: AckToken) -> None:
+        """Acknowledge a message; a token from an earlier connection is void (the broker redelivers)."""
+        client = self._client
+        if client is not None and token.generation == self._generation and self.connected.is_set():
+            client.ack(token.mid, token.qos)
+
+    def publish(self, topic: str, payload: str | bytes, qos: int = 1, retain: bool = False) -> None:
+        client = self._client
+        if client is not None:
+            client.publish(topic, payload, qos=qos, retain=retain)
+
+    @property
+    def protocol_name(self) -> str:
+        return "5" if self.protocol == paho.MQTTv5 else "3.1.1"
+
+    # -- supervision ----------------------------------------------------------------------------------
+    def _new_client(self) -> paho.Client:
+        v5 = self.protocol == paho.MQTTv5
+        client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            clean_session=None if v5 else False,
+            protocol=self.protocol,
+            manual_ack=True,
+        )
+        if self.broker.username:
+            client.username_pw_set(self.broker.username, self.broker.password)
+        if self.broker.tls:
+            context = ssl.create_default_context(cafile=self.broker.ca_file)
+            client.tls_set_context(context)
+        if self.status_topic:
+            client.will_set(self.status_topic, "offline", qos=1, retain=True)
+        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.max_inflight_messages_set(100)
+        client.max_queued_messages_set(10000)
+        client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.on_socket_open = self._on_socket_open
+        client.on_socket_close = self._on_socket_close
+        return client
+
+    def _supervise(self) -> None:
+        while not self._stopping.is_set():
+            client = self._client = self._new_client()
+            properties = None
+            if self.protocol == paho.MQTTv5:
+                properties = Properties(PacketTypes.CONNECT)
+                properties.SessionExpiryInterval = self.session_expiry
+                properties.ReceiveMaximum = self.receive_maximum
+            client.connect_async(self.broker.host, self.broker.port, self.keepalive,
+                                 clean_start=False, properties=properties)
+            try:
+                client.loop_forever(retry_first_connection=True)
+            except Exception as exc:  # e.g. TLS set-up errors: report and retry, never die
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.error("mqtt loop failed broker=%s error=%s", self.broker, self.last_error)
+                self._stopping.wait(5.0)
+            if self._fallback:
+                self._fallback = False
+                self.protocol = paho.MQTTv311
+                log.info("broker %s does not speak MQTT 5; using MQTT 3.1.1", self.broker)
+                continue
+            if not self._stopping.is_set():
+                self._stopping.wait(1.0)
+
+    def _set_connected(self, up: bool) -> None:
+        if up:
+            self.connected.set()
+        else:
+            self.connected.clear()
+        if self.on_state is not None:
+            self.on_state(up)
+
+    def _on_connect(self, client: paho.Client, _userdata: Any, flags: Any, rc: ReasonCode,
+                    _props: Any) -> None:
+        self._connack_seen = True
+        self._closed_before_connack = 0
+        if rc.is_failure:
+            code = rc.value
+            if code == _UNSUPPORTED_PROTOCOL and self._auto and self.protocol == paho.MQTTv5:
+                self._fallback = True
+                client.disconnect()
+                return
+            if code in _BAD_CREDENTIALS:
+                self.last_error = (f"broker {self.broker} refused the connection: bad username or password "
+                                   "(mqtt.username, mqtt.password_file or HUB_MQTT_PASSWORD)")
+            else:
+                self.last_error = f"broker {self.broker} refused the connection: {rc}"
+            log.error("%s; retrying with backoff", self.last_error)
+            return
+        self._generation += 1
+        self.connects += 1
+        self.last_error = None
+        self._unreachable_logged = False
+        log.info("connected broker=%s protocol=%s session_present=%s", self.broker, self.protocol_name,
+                 flags.session_present)
+        if self.protocol == paho.MQTTv5:
+            # retainHandling=1: retained messages only for a subscription the session did not have yet
+            subs = [(topic, SubscribeOptions(qos=qos, retainHandling=1)) for topic, qos in self.subscriptions]
+            if subs:
+                client.subscribe(subs)
+        elif self.subscriptions and not flags.session_present:
+            client.subscribe(list(self.subscriptions))
+        if self.status_topic:
+            client.publish(self.status_topic, "online", qos=1, retain=True)
+        self._set_connected(True)
+
+    def _on_socket_open(self, _client: paho.Client, _userdata: Any, _sock: Any) -> None:
+        self._connack_seen = False
+
+    def _on_socket_close(self, client: paho.Client, _userdata: Any, _sock: Any) -> None:
+        # Some 3.1.1-only brokers close an MQTT 5 connection without a CONNACK: fall back after two.
+        if self._auto and self.protocol == paho.MQTTv5 and not self._connack_seen:
+            self._closed_before_connack += 1
+            if self._closed_before_connack >= 2:
+                self._fallback = True
+                client.disconnect()
+
+    def _on_connect_fail(self, _client: paho.Client, _userdata: Any) -> None:
+        if not self._unreachable_logged:
+            self._unreachable_logged = True
+            self.last_error = f"broker {self.broker} is unreachable"
+            log.error("broker %s is unreachable; is Mosquitto running? (mqtt.url) Retrying with backoff",
+                      self.broker)
+
+    def _on_disconnect(self, _client: paho.Client, _userdata: Any, _flags: Any, rc: ReasonCode,
+                       _props: Any) -> None:
+        was_up = self.connected.is_set()
+        self._set_connected(False)
+        if was_up and not self._stopping.is_set():
+            self.last_error = f"lost the connection to broker {self.broker}: {rc}"
+            log.warning("%s; reconnecting", self.last_error)
+
+    def _on_message(self, _client: paho.Client, _userdata: Any, message: paho.MQTTMessage) -> None:
+        token = AckToken(self._generation, message.mid, message.qos) if message.qos > 0 else None
+        try:
+            topic = message.topic
+        except UnicodeDecodeError:  # brokers refuse such topics; never let one kill the network loop
+            topic = message._topic.decode("utf-8", "replace")
+        self.deliver(Inbound(topic, message.payload, message.qos, bool(message.retain), time.time(), token))
