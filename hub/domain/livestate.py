@@ -7,6 +7,7 @@ version number, so readers ask "what changed since version N?" instead of holdin
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from hub.domain.events import Availability, Reading, Scan, Value
@@ -134,6 +135,11 @@ class LiveState:
                            dict(s.times), s.version)
                 for i in ids if (s := self._things.get(i)) is not None
             ]
+
+    def mark_dirty(self, ids: Iterable[str]) -> None:
+        """Mark things for the next store flush again (after a failed write)."""
+        with self._lock:
+            self._dirty.update(i for i in ids if i in self._things)
 
     def __len__(self) -> int:
         return len(self._things)
