@@ -1,0 +1,260 @@
+"""The composition root: builds every part of the hub from the config and runs the ingest pipeline.
+
+The hot path, top to bottom:
+  MQTT client (paho thread) → bounded queue → ingest worker: router → decoder → events
+      readings      → live state + recorder (batches → sink or spool → acknowledgement)
+      availability  → live state
+      scans         → live state + store writer (committed before the acknowledgement)
+      rejections    → counted by reason
+Side effects (store writes, the dashboard) read the live state; nothing on the hot path does I/O.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from hub import __version__
+from hub.config import HubConfig, resolve_secrets
+from hub.domain.events import Availability, Ignored, Reading, Rejected, Scan
+from hub.domain.livestate import LiveState
+from hub.ingest.native import NativeDecoder
+from hub.ingest.router import Router
+from hub.mqtt.client import AckToken, BrokerAddress, Inbound, MqttConnection
+from hub.mqtt.embedded import EmbeddedBroker
+from hub.storage.embedded import EmbeddedSink
+from hub.storage.influx import InfluxV1Sink, InfluxV2Sink
+from hub.storage.recorder import Recorder
+from hub.storage.sink import LineSink, Point, PointSink
+from hub.storage.spool import Spool
+from hub.storage.store import Store
+from hub.storage.writer import StoreWriter
+from hub.telemetry import Telemetry
+from hub.web.application import create_app
+from hub.web.context import WebContext
+from hub.web.server import WebServer
+
+log = logging.getLogger(__name__)
+
+_STOP = object()
+
+
+def build_router(config: HubConfig) -> Router:
+    """The router with every decoder the hub speaks, as ``hub run`` and ``hub decode`` use it."""
+    return Router([NativeDecoder(config.mqtt.base_topic)], max_payload_bytes=config.ingest.max_payload_bytes)
+
+
+def build_sink(config: HubConfig, env: Mapping[str, str]) -> LineSink | PointSink:
+    ts = config.timeseries
+    secrets = resolve_secrets(config, env)
+    if ts.kind == "influxdb-v1":
+        assert ts.url
+        return InfluxV1Sink(ts.url, ts.database, retention_policy=ts.retention_policy,
+                            username=secrets.timeseries_username, password=secrets.timeseries_password,
+                            timeout=ts.timeout)
+    if ts.kind == "influxdb-v2":
+        assert ts.url and ts.org and ts.bucket
+        return InfluxV2Sink(ts.url, ts.org, ts.bucket, secrets.timeseries_token or "", timeout=ts.timeout)
+    return EmbeddedSink(Path(config.storage.path) / "timeseries.sqlite", retention_days=ts.retention_days)
+
+
+@dataclass
+class _Counters:
+    rejected_logged: dict[str, float] = field(default_factory=dict)
+
+
+class Hub:
+    """One running hub. ``start()`` returns once every part runs; ``stop()`` drains and closes them."""
+
+    def __init__(self, config: HubConfig, *, env: Mapping[str, str] | None = None,
+                 web_try_next_ports: int = 0) -> None:
+        self.config = config
+        self.env = dict(os.environ if env is None else env)
+        self.telemetry = Telemetry()
+        self.live = LiveState()
+        self.router = build_router(config)
+        self.queue: queue.Queue[Any] = queue.Queue(maxsize=config.ingest.queue_size)
+        self.broker: EmbeddedBroker | None = None
+        self.web_url: str | None = None
+        self._web_try_next_ports = web_try_next_ports
+        self._web: WebServer | None = None
+        self._worker: threading.Thread | None = None
+        self._running = False
+        self._counters = _Counters()
+        self.mqtt: MqttConnection | None = None
+
+        storage = Path(config.storage.path)
+        self.store = Store.open(config.storage.url or storage)
+        self.sink = build_sink(config, self.env)
+        self.spool = None
+        if hasattr(self.sink, "write_lines"):
+            self.spool = Spool(storage / "spool.sqlite", int(config.storage.spool_max_mb * 1024 * 1024),
+                               on_drop=lambda n: self.telemetry.drops.labels("spool").inc(n))
+        self.recorder = Recorder(
+            self.sink, self.telemetry, spool=self.spool,
+            batch_size=config.timeseries.batch_size, flush_interval=config.timeseries.flush_interval,
+            ack_threshold=max(1, config.mqtt.receive_maximum // 2),
+            max_pending=max(config.timeseries.batch_size * 4, config.ingest.queue_size))
+        self.writer = StoreWriter(self.store, self.live, self.telemetry)
+        self.recorder.before_ack = self.writer.commit_scans
+        t = self.telemetry
+        t.gauge("hub_ingest_queue_depth", "Messages waiting for the ingest worker", self.queue.qsize)
+        t.gauge("hub_recorder_pending_points", "Points waiting for the next batch", lambda: self.recorder.pending)
+        t.gauge("hub_spool_points", "Points in the durable spool", lambda: self.spool.points if self.spool else 0)
+        t.gauge("hub_spool_bytes", "Bytes in the durable spool", lambda: self.spool.bytes if self.spool else 0)
+        t.gauge("hub_things", "Things known", lambda: len(self.live))
+
+    # -- life -----------------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.store.migrate()
+        self.live.load(self.store.load_things())
+        if hasattr(self.sink, "ping") and not self.sink.ping():
+            self.recorder.mark_unavailable(f"{self.sink.kind} at {self.config.timeseries.url} does not answer "
+                                           "(timeseries.url); spooling until it is back")
+        self.writer.start()
+        self.recorder.start()
+        self._running = True
+        self._worker = threading.Thread(target=self._ingest_loop, name="ingest", daemon=True)
+        self._worker.start()
+        self.mqtt = self._connect_mqtt()
+        self.mqtt.start()
+        if self.config.web.enabled:
+            ctx = WebContext(live=self.live, telemetry=self.telemetry, health=self.health, version=__version__)
+            self._web = WebServer(create_app(ctx), self.config.web.host, self.config.web.port,
+                                  try_next_ports=self._web_try_next_ports)
+            self.web_url = self._web.start()
+            log.info("dashboard url=%s", self.web_url)
+
+    def _connect_mqtt(self) -> MqttConnection:
+        cfg = self.config.mqtt
+        if cfg.url == "embedded":
+            self.broker = EmbeddedBroker()
+            self.broker.start()
+            address = BrokerAddress(self.broker.host, self.broker.port)
+        else:
+            parts = urlsplit(cfg.url)
+            secrets = resolve_secrets(self.config, self.env)
+            tls = parts.scheme == "mqtts"
+            address = BrokerAddress(parts.hostname or "127.0.0.1", parts.port or (8883 if tls else 1883), tls,
+                                    secrets.mqtt_username, secrets.mqtt_password,
+                                    str(cfg.tls_ca_file) if cfg.tls_ca_file else None)
+        subs = [(topic, cfg.qos) for topic in self.router.subscriptions()]
+        # amqtt speaks MQTT 3.1.1 only (and does not answer an MQTT 5 CONNECT).
+        protocol = "3.1.1" if self.broker is not None else cfg.protocol
+        return MqttConnection(
+            address, client_id=cfg.client_id, subscriptions=subs, deliver=self._deliver,
+            status_topic=f"{cfg.base_topic}/hub/status", protocol=protocol, keepalive=cfg.keepalive,
+            session_expiry=cfg.session_expiry, receive_maximum=cfg.receive_maximum,
+            on_state=lambda up: self.telemetry.mqtt_connected.set(1 if up else 0))
+
+    def stop(self) -> None:
+        """Stop receiving, drain the queue, store what is pending, then close everything."""
+        if self.mqtt is not None:
+            self.mqtt.stop()
+        if self._worker is not None:
+            self.queue.put(_STOP)
+            self._worker.join(10)
+        self._running = False
+        self.recorder.stop()
+        self.writer.stop()
+        if self._web is not None:
+            self._web.stop()
+        if self.broker is not None:
+            self.broker.stop()
+        self.sink.close()
+        if self.spool is not None:
+            self.spool.close()
+        self.store.close()
+
+    # -- the hot path ---------------------------------------------------------------------------------
+    def _deliver(self, message: Inbound) -> None:
+        """Called on the MQTT thread. QoS 0 is dropped when full; QoS 1 waits (the broker holds the rest)."""
+        if message.token is None:
+            try:
+                self.queue.put_nowait(message)
+            except queue.Full:
+                self.telemetry.drops.labels("ingest_queue").inc()
+            return
+        while self._running:
+            try:
+                self.queue.put(message, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
+    def _ingest_loop(self) -> None:
+        get = self.queue.get
+        while True:
+            message = get()
+            if message is _STOP:
+                return
+            try:
+                self.handle(message)
+            except Exception:  # never let one message stop ingest
+                log.exception("ingest failed topic=%s", getattr(message, "topic", "?"))
+
+    def handle(self, message: Inbound) -> None:
+        t = self.telemetry
+        t.messages.inc()
+        points: list[Point] = []
+        for event in self.router.route(message.topic, message.payload, message.received):
+            if isinstance(event, Reading):
+                self.live.apply_reading(event, message.received)
+                at = event.time if event.time is not None else message.received
+                points.append(Point(event.thing, event.source, event.values, int(at * 1e9)))
+                t.readings.labels(event.source).inc()
+            elif isinstance(event, Availability):
+                self.live.apply_availability(event, message.received)
+            elif isinstance(event, Scan):
+                self.writer.add_scan(self.live.record_scan(event, message.received))
+                t.scans.inc()
+            elif isinstance(event, Rejected):
+                self._rejected(event)
+            elif isinstance(event, Ignored):
+                pass
+        ack = self._acker(message.token) if message.token is not None else None
+        if points or ack is not None:
+            self.recorder.submit(points, ack)
+
+    def _acker(self, token: AckToken) -> Callable[[], None]:
+        mqtt = self.mqtt
+        assert mqtt is not None
+        return lambda: mqtt.ack(token)
+
+    def _rejected(self, event: Rejected) -> None:
+        self.telemetry.rejections.labels(event.source, event.reason).inc()
+        now = time.monotonic()
+        key = f"{event.source}/{event.reason}"
+        if now - self._counters.rejected_logged.get(key, -60.0) >= 60.0:  # one line a minute per reason
+            self._counters.rejected_logged[key] = now
+            log.warning("rejected source=%s reason=%s topic=%s detail=%s", event.source, event.reason,
+                        event.topic, event.detail)
+
+    # -- health ---------------------------------------------------------------------------------------
+    def health(self) -> dict[str, dict[str, str]]:
+        mqtt = self.mqtt
+        report: dict[str, dict[str, str]] = {}
+        if mqtt is not None and mqtt.connected.is_set():
+            report["mqtt"] = {"status": "ok", "detail": f"connected to {mqtt.broker} (MQTT {mqtt.protocol_name})"}
+        else:
+            detail = (mqtt.last_error if mqtt else None) or "not connected"
+            report["mqtt"] = {"status": "down", "detail": detail}
+        if self.recorder.sink_up:
+            report["timeseries"] = {"status": "ok", "detail": f"{self.sink.kind}"}
+        else:
+            report["timeseries"] = {"status": "degraded",
+                                    "detail": f"{self.sink.kind} unavailable, spooling: {self.recorder.last_error}"}
+        if self.spool is not None:
+            status = "ok" if self.spool.points == 0 else "degraded"
+            report["spool"] = {"status": status, "detail": f"{self.spool.points} points, {self.spool.bytes} bytes"}
+        report["store"] = ({"status": "ok", "detail": repr(self.store)} if self.writer.healthy
+                           else {"status": "down", "detail": self.writer.last_error or "write failed"})
+        return report
