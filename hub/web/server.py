@@ -22,7 +22,8 @@ class WebServer:
     """``start()`` binds and serves, ``stop()`` ends it, open event streams included.
 
     With ``try_next_ports=N`` a taken port is not an error while one of the next N ports is free.
-    Port 0 picks any free port. Uvicorn logs through ``logging`` (loggers ``uvicorn.*``).
+    Port 0 picks any free port. Uvicorn logs through ``logging`` (loggers ``uvicorn.*``); its access
+    log is off unless ``access_log=True`` (uvicorn makes that switch for the whole process).
     """
 
     def __init__(
@@ -58,6 +59,10 @@ class WebServer:
             timeout_graceful_shutdown=2,  # a backstop; streams end on their own when closing is set
             lifespan="on",
         )
+        if self.access_log:
+            # uvicorn's access-log switch is process-wide: access_log=False cuts "uvicorn.access" off
+            # from logging; undo that when a server wants it back.
+            logging.getLogger("uvicorn.access").propagate = True
         server = uvicorn.Server(config)
         closing = getattr(self.app.state, "closing", None)
         if closing is not None:

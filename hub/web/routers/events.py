@@ -61,35 +61,37 @@ async def _stream(
     status: dict[str, int] | None = None
     last_sent = time.monotonic()
     yield "retry: 3000\n\n"
-    # Bounded by the client (disconnect) and by the server (closing is set when it stops).
-    while not closing.is_set() and not await request.is_disconnected():
-        now = ctx.clock()
-        chunk = ""
-        version_now, changed = ctx.live.snapshot(version)
-        if changed:
-            payload = {
-                "version": version_now,
-                "now": now,
-                "things": [display.thing_view(s, now) for s in changed],
-            }
-            chunk += _event("things", payload, event_id=version_now)
-        if version_now != version or scans is None:
-            fresh = [display.scan_view(s, now) for s in ctx.live.recent_scans(SCANS_SHOWN)]
-            if fresh != scans:
-                chunk += _event("scans", {"scans": fresh})
-                scans = fresh
-        version = version_now
-        fresh_status = display.status_view(ctx.telemetry)
-        if fresh_status != status:
-            chunk += _event("status", fresh_status)
-            status = fresh_status
-        if not chunk and time.monotonic() - last_sent >= keepalive_interval:
-            chunk = ": keep-alive\n\n"
-        if chunk:
-            yield chunk
-            last_sent = time.monotonic()
-        await asyncio.sleep(poll_interval)
-    log.debug("event stream ended closing=%s", closing.is_set())
+    try:
+        # Bounded by the client (disconnect) and by the server (closing is set when it stops).
+        while not closing.is_set() and not await request.is_disconnected():
+            now = ctx.clock()
+            chunk = ""
+            version_now, changed = ctx.live.snapshot(version)
+            if changed:
+                payload = {
+                    "version": version_now,
+                    "now": now,
+                    "things": [display.thing_view(s, now) for s in changed],
+                }
+                chunk += _event("things", payload, event_id=version_now)
+            if version_now != version or scans is None:
+                fresh = [display.scan_view(s, now) for s in ctx.live.recent_scans(SCANS_SHOWN)]
+                if fresh != scans:
+                    chunk += _event("scans", {"scans": fresh})
+                    scans = fresh
+            version = version_now
+            fresh_status = display.status_view(ctx.telemetry)
+            if fresh_status != status:
+                chunk += _event("status", fresh_status)
+                status = fresh_status
+            if not chunk and time.monotonic() - last_sent >= keepalive_interval:
+                chunk = ": keep-alive\n\n"
+            if chunk:
+                yield chunk
+                last_sent = time.monotonic()
+            await asyncio.sleep(poll_interval)
+    finally:  # also reached when a write to a gone client ends the generator
+        log.debug("event stream ended closing=%s", closing.is_set())
 
 
 def _event(name: str, data: Any, event_id: int | None = None) -> str:

@@ -1,0 +1,188 @@
+"""Fixtures for the web tests: a real LiveState and Telemetry, the app, and real servers on free ports."""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+
+from hub.domain.events import Availability, Reading, Scan
+from hub.domain.livestate import LiveState
+from hub.telemetry import Telemetry
+from hub.web import WebContext, WebServer, create_app
+
+NOW = 1_750_000_000.0  # fixed "now" for pages that say "N s ago"
+
+
+@pytest.fixture
+def now() -> float:
+    """The clock the app under test reads."""
+    return NOW
+
+
+@pytest.fixture
+def live() -> LiveState:
+    """A live state with a flood sensor, a washing machine that went offline, and one scan."""
+    state = LiveState()
+    state.apply_reading(
+        Reading("cellar-flood", "native", {"water_leak": False, "temperature": 12.25, "battery": 87.0}),
+        at=NOW - 4,
+    )
+    state.apply_reading(Reading("washer", "tasmota", {"state": True, "power": 1850.0}), at=NOW - 400)
+    state.apply_availability(Availability("washer", "tasmota", online=False), at=NOW - 300)
+    state.record_scan(Scan("shed-door", "native", "01000734E0"), at=NOW - 60)
+    return state
+
+
+@pytest.fixture
+def telemetry() -> Telemetry:
+    return Telemetry()
+
+
+@dataclass
+class Health:
+    """The app's health callable; tests set ``report`` or ``error``."""
+
+    report: dict[str, dict[str, str]] = field(
+        default_factory=lambda: {"mqtt": {"status": "ok", "detail": "connected to 127.0.0.1:1883"}}
+    )
+    error: Exception | None = None
+
+    def __call__(self) -> dict[str, dict[str, str]]:
+        if self.error is not None:
+            raise self.error
+        return self.report
+
+
+@pytest.fixture
+def health() -> Health:
+    return Health()
+
+
+@pytest.fixture
+def ctx(live: LiveState, telemetry: Telemetry, health: Health) -> WebContext:
+    return WebContext(live=live, telemetry=telemetry, health=health, version="9.8.7", clock=lambda: NOW)
+
+
+@pytest.fixture
+def start_server() -> Iterator[Callable[..., WebServer]]:
+    """Starts real servers (port 0 unless given) and stops every one at the end of the test."""
+    servers: list[WebServer] = []
+
+    def start(ctx: WebContext, *, port: int = 0, try_next_ports: int = 0, **app_options: Any) -> WebServer:
+        server = WebServer(create_app(ctx, **app_options), "127.0.0.1", port, try_next_ports=try_next_ports)
+        servers.append(server)
+        server.start()
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def http(ctx: WebContext, start_server: Callable[..., WebServer]) -> Iterator[httpx.Client]:
+    """An HTTP client for a real server running the app over ``ctx`` (clock pinned at NOW)."""
+    server = start_server(ctx)
+    with httpx.Client(base_url=server.url or "", timeout=5) as client:
+        yield client
+
+
+@dataclass
+class Event:
+    name: str  # "message" when the stream named none, ":" for a comment line
+    data: str
+    id: str | None = None
+
+    def json(self) -> Any:
+        return json.loads(self.data)
+
+
+class EventStream:
+    """Reads a Server-Sent Events stream in a thread; ``next()`` waits for an event with a timeout."""
+
+    def __init__(self, url: str, headers: dict[str, str] | None = None) -> None:
+        self.events: queue.Queue[Event | BaseException | None] = queue.Queue()
+        self.response: httpx.Response | None = None
+        self._client = httpx.Client(timeout=httpx.Timeout(10, read=None))
+        self._closed = threading.Event()
+        self._opened = threading.Event()
+        self._thread = threading.Thread(target=self._read, args=(url, headers or {}), daemon=True)
+        self._thread.start()
+        if not self._opened.wait(5):
+            raise AssertionError(f"event stream {url} did not open within 5 s")
+
+    def _read(self, url: str, headers: dict[str, str]) -> None:
+        try:
+            with self._client.stream("GET", url, headers=headers) as response:
+                self.response = response
+                self._opened.set()
+                name, data, event_id = "message", [], None
+                for line in response.iter_lines():
+                    if self._closed.is_set():
+                        return
+                    if line.startswith(":"):
+                        self.events.put(Event(":", line[1:].strip()))
+                    elif line.startswith("event:"):
+                        name = line[6:].strip()
+                    elif line.startswith("data:"):
+                        data.append(line[5:].strip())
+                    elif line.startswith("id:"):
+                        event_id = line[3:].strip()
+                    elif line == "" and data:
+                        self.events.put(Event(name, "\n".join(data), event_id))
+                        name, data, event_id = "message", [], None
+                    elif line == "":
+                        name = "message"
+        except BaseException as exc:
+            if not self._closed.is_set():
+                self.events.put(exc)
+        finally:
+            self._opened.set()
+            self.events.put(None)  # end of stream
+
+    def next(self, name: str, timeout: float = 3.0) -> Event:
+        """The next event called ``name``, skipping others; fails after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                item = self.events.get(timeout=left)
+            except queue.Empty:
+                break
+            if item is None:
+                raise AssertionError(f"stream ended before a {name!r} event")
+            if isinstance(item, BaseException):
+                raise AssertionError(f"stream failed: {item!r}") from item
+            if item.name == name:
+                return item
+        raise AssertionError(f"no {name!r} event within {timeout} s")
+
+    def ended(self, timeout: float) -> bool:
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def close(self) -> None:
+        self._closed.set()
+        self._client.close()
+        self._thread.join(2)
+
+
+@pytest.fixture
+def open_stream() -> Iterator[Callable[..., EventStream]]:
+    streams: list[EventStream] = []
+
+    def open_(url: str, headers: dict[str, str] | None = None) -> EventStream:
+        stream = EventStream(url, headers)
+        streams.append(stream)
+        return stream
+
+    yield open_
+    for stream in streams:
+        stream.close()
