@@ -57,9 +57,14 @@ def build_sink(config: HubConfig, env: Mapping[str, str]) -> LineSink | PointSin
     secrets = resolve_secrets(config, env)
     if ts.kind == "influxdb-v1":
         assert ts.url
-        return InfluxV1Sink(ts.url, ts.database, retention_policy=ts.retention_policy,
-                            username=secrets.timeseries_username, password=secrets.timeseries_password,
-                            timeout=ts.timeout)
+        return InfluxV1Sink(
+            ts.url,
+            ts.database,
+            retention_policy=ts.retention_policy,
+            username=secrets.timeseries_username,
+            password=secrets.timeseries_password,
+            timeout=ts.timeout,
+        )
     if ts.kind == "influxdb-v2":
         assert ts.url and ts.org and ts.bucket
         return InfluxV2Sink(ts.url, ts.org, ts.bucket, secrets.timeseries_token or "", timeout=ts.timeout)
@@ -74,8 +79,9 @@ class _Counters:
 class Hub:
     """One running hub. ``start()`` returns once every part runs; ``stop()`` drains and closes them."""
 
-    def __init__(self, config: HubConfig, *, env: Mapping[str, str] | None = None,
-                 web_try_next_ports: int = 0) -> None:
+    def __init__(
+        self, config: HubConfig, *, env: Mapping[str, str] | None = None, web_try_next_ports: int = 0
+    ) -> None:
         self.config = config
         self.env = dict(os.environ if env is None else env)
         self.telemetry = Telemetry()
@@ -96,20 +102,33 @@ class Hub:
         self.sink = build_sink(config, self.env)
         self.spool = None
         if hasattr(self.sink, "write_lines"):
-            self.spool = Spool(storage / "spool.sqlite", int(config.storage.spool_max_mb * 1024 * 1024),
-                               on_drop=lambda n: self.telemetry.drops.labels("spool").inc(n))
+            self.spool = Spool(
+                storage / "spool.sqlite",
+                int(config.storage.spool_max_mb * 1024 * 1024),
+                on_drop=lambda n: self.telemetry.drops.labels("spool").inc(n),
+            )
         self.recorder = Recorder(
-            self.sink, self.telemetry, spool=self.spool,
-            batch_size=config.timeseries.batch_size, flush_interval=config.timeseries.flush_interval,
+            self.sink,
+            self.telemetry,
+            spool=self.spool,
+            batch_size=config.timeseries.batch_size,
+            flush_interval=config.timeseries.flush_interval,
             ack_threshold=max(1, config.mqtt.receive_maximum // 2),
-            max_pending=max(config.timeseries.batch_size * 4, config.ingest.queue_size))
+            max_pending=max(config.timeseries.batch_size * 4, config.ingest.queue_size),
+        )
         self.writer = StoreWriter(self.store, self.live, self.telemetry)
         self.recorder.before_ack = self.writer.commit_scans
         t = self.telemetry
         t.gauge("hub_ingest_queue_depth", "Messages waiting for the ingest worker", self.queue.qsize)
-        t.gauge("hub_recorder_pending_points", "Points waiting for the next batch", lambda: self.recorder.pending)
-        t.gauge("hub_spool_points", "Points in the durable spool", lambda: self.spool.points if self.spool else 0)
-        t.gauge("hub_spool_bytes", "Bytes in the durable spool", lambda: self.spool.bytes if self.spool else 0)
+        t.gauge(
+            "hub_recorder_pending_points", "Points waiting for the next batch", lambda: self.recorder.pending
+        )
+        t.gauge(
+            "hub_spool_points", "Points in the durable spool", lambda: self.spool.points if self.spool else 0
+        )
+        t.gauge(
+            "hub_spool_bytes", "Bytes in the durable spool", lambda: self.spool.bytes if self.spool else 0
+        )
         t.gauge("hub_things", "Things known", lambda: len(self.live))
 
     # -- life -----------------------------------------------------------------------------------------
@@ -117,8 +136,10 @@ class Hub:
         self.store.migrate()
         self.live.load(self.store.load_things())
         if hasattr(self.sink, "ping") and not self.sink.ping():
-            self.recorder.mark_unavailable(f"{self.sink.kind} at {self.config.timeseries.url} does not answer "
-                                           "(timeseries.url); spooling until it is back")
+            self.recorder.mark_unavailable(
+                f"{self.sink.kind} at {self.config.timeseries.url} does not answer "
+                "(timeseries.url); spooling until it is back"
+            )
         self.writer.start()
         self.recorder.start()
         self._running = True
@@ -127,9 +148,15 @@ class Hub:
         self.mqtt = self._connect_mqtt()
         self.mqtt.start()
         if self.config.web.enabled:
-            ctx = WebContext(live=self.live, telemetry=self.telemetry, health=self.health, version=__version__)
-            self._web = WebServer(create_app(ctx), self.config.web.host, self.config.web.port,
-                                  try_next_ports=self._web_try_next_ports)
+            ctx = WebContext(
+                live=self.live, telemetry=self.telemetry, health=self.health, version=__version__
+            )
+            self._web = WebServer(
+                create_app(ctx),
+                self.config.web.host,
+                self.config.web.port,
+                try_next_ports=self._web_try_next_ports,
+            )
             self.web_url = self._web.start()
             log.info("dashboard url=%s", self.web_url)
 
@@ -143,17 +170,29 @@ class Hub:
             parts = urlsplit(cfg.url)
             secrets = resolve_secrets(self.config, self.env)
             tls = parts.scheme == "mqtts"
-            address = BrokerAddress(parts.hostname or "127.0.0.1", parts.port or (8883 if tls else 1883), tls,
-                                    secrets.mqtt_username, secrets.mqtt_password,
-                                    str(cfg.tls_ca_file) if cfg.tls_ca_file else None)
+            address = BrokerAddress(
+                parts.hostname or "127.0.0.1",
+                parts.port or (8883 if tls else 1883),
+                tls,
+                secrets.mqtt_username,
+                secrets.mqtt_password,
+                str(cfg.tls_ca_file) if cfg.tls_ca_file else None,
+            )
         subs = [(topic, cfg.qos) for topic in self.router.subscriptions()]
         # amqtt speaks MQTT 3.1.1 only (and does not answer an MQTT 5 CONNECT).
         protocol = "3.1.1" if self.broker is not None else cfg.protocol
         return MqttConnection(
-            address, client_id=cfg.client_id, subscriptions=subs, deliver=self._deliver,
-            status_topic=f"{cfg.base_topic}/hub/status", protocol=protocol, keepalive=cfg.keepalive,
-            session_expiry=cfg.session_expiry, receive_maximum=cfg.receive_maximum,
-            on_state=lambda up: self.telemetry.mqtt_connected.set(1 if up else 0))
+            address,
+            client_id=cfg.client_id,
+            subscriptions=subs,
+            deliver=self._deliver,
+            status_topic=f"{cfg.base_topic}/hub/status",
+            protocol=protocol,
+            keepalive=cfg.keepalive,
+            session_expiry=cfg.session_expiry,
+            receive_maximum=cfg.receive_maximum,
+            on_state=lambda up: self.telemetry.mqtt_connected.set(1 if up else 0),
+        )
 
     def stop(self) -> None:
         """Stop receiving, drain the queue, store what is pending, then close everything."""
@@ -235,26 +274,42 @@ class Hub:
         key = f"{event.source}/{event.reason}"
         if now - self._counters.rejected_logged.get(key, -60.0) >= 60.0:  # one line a minute per reason
             self._counters.rejected_logged[key] = now
-            log.warning("rejected source=%s reason=%s topic=%s detail=%s", event.source, event.reason,
-                        event.topic, event.detail)
+            log.warning(
+                "rejected source=%s reason=%s topic=%s detail=%s",
+                event.source,
+                event.reason,
+                event.topic,
+                event.detail,
+            )
 
     # -- health ---------------------------------------------------------------------------------------
     def health(self) -> dict[str, dict[str, str]]:
         mqtt = self.mqtt
         report: dict[str, dict[str, str]] = {}
         if mqtt is not None and mqtt.connected.is_set():
-            report["mqtt"] = {"status": "ok", "detail": f"connected to {mqtt.broker} (MQTT {mqtt.protocol_name})"}
+            report["mqtt"] = {
+                "status": "ok",
+                "detail": f"connected to {mqtt.broker} (MQTT {mqtt.protocol_name})",
+            }
         else:
             detail = (mqtt.last_error if mqtt else None) or "not connected"
             report["mqtt"] = {"status": "down", "detail": detail}
         if self.recorder.sink_up:
             report["timeseries"] = {"status": "ok", "detail": f"{self.sink.kind}"}
         else:
-            report["timeseries"] = {"status": "degraded",
-                                    "detail": f"{self.sink.kind} unavailable, spooling: {self.recorder.last_error}"}
+            report["timeseries"] = {
+                "status": "degraded",
+                "detail": f"{self.sink.kind} unavailable, spooling: {self.recorder.last_error}",
+            }
         if self.spool is not None:
             status = "ok" if self.spool.points == 0 else "degraded"
-            report["spool"] = {"status": status, "detail": f"{self.spool.points} points, {self.spool.bytes} bytes"}
-        report["store"] = ({"status": "ok", "detail": repr(self.store)} if self.writer.healthy
-                           else {"status": "down", "detail": self.writer.last_error or "write failed"})
+            report["spool"] = {
+                "status": status,
+                "detail": f"{self.spool.points} points, {self.spool.bytes} bytes",
+            }
+        report["store"] = (
+            {"status": "ok", "detail": repr(self.store)}
+            if self.writer.healthy
+            else {"status": "down", "detail": self.writer.last_error or "write failed"}
+        )
         return report

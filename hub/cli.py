@@ -20,8 +20,9 @@ from hub.domain.events import Availability, Discovery, Event, Ignored, Reading, 
 
 
 def setup_logging(level: str = "info") -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
     for noisy in ("amqtt", "transitions", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -33,25 +34,37 @@ def _iso(ts: float) -> str:
 def event_json(event: Event) -> dict[str, Any]:
     """The JSON shape ``hub decode`` prints for one event (DESIGN §5)."""
     if isinstance(event, Reading):
-        out: dict[str, Any] = {"type": "reading", "source": event.source, "thing": event.thing,
-                               "values": event.values}
+        out: dict[str, Any] = {
+            "type": "reading",
+            "source": event.source,
+            "thing": event.thing,
+            "values": event.values,
+        }
         if event.time is not None:
             out["time"] = _iso(event.time)
         return out
     if isinstance(event, Availability):
-        return {"type": "availability", "source": event.source, "thing": event.thing,
-                "online": event.online}
+        return {"type": "availability", "source": event.source, "thing": event.thing, "online": event.online}
     if isinstance(event, Discovery):
-        return {"type": "discovery", "source": event.source, "thing": event.thing,
-                "attributes": event.attributes}
+        return {
+            "type": "discovery",
+            "source": event.source,
+            "thing": event.thing,
+            "attributes": event.attributes,
+        }
     if isinstance(event, Scan):
         out = {"type": "scan", "source": event.source, "reader": event.reader, "tag": event.tag}
         if event.time is not None:
             out["time"] = _iso(event.time)
         return out
     if isinstance(event, Rejected):
-        return {"type": "rejected", "source": event.source, "topic": event.topic, "reason": event.reason,
-                "detail": event.detail}
+        return {
+            "type": "rejected",
+            "source": event.source,
+            "topic": event.topic,
+            "reason": event.reason,
+            "detail": event.detail,
+        }
     assert isinstance(event, Ignored)
     return {"type": "ignored", "source": event.source, "topic": event.topic}
 
@@ -72,7 +85,9 @@ def cmd_decode(args: argparse.Namespace) -> int:
 
     config = load_config(args.config) if args.config else HubConfig()
     if args.base_topic:
-        config = config.model_copy(update={"mqtt": config.mqtt.model_copy(update={"base_topic": args.base_topic})})
+        config = config.model_copy(
+            update={"mqtt": config.mqtt.model_copy(update={"base_topic": args.base_topic})}
+        )
     router = build_router(config)
     stream: IO[str] = open(args.file, encoding="utf-8") if args.file and args.file != "-" else sys.stdin  # noqa: SIM115
     out = sys.stdout
@@ -95,8 +110,10 @@ def cmd_decode(args: argparse.Namespace) -> int:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     config = load_config(args.file)
-    print(f"{args.file}: ok (mqtt {config.mqtt.url}, timeseries {config.timeseries.kind}, "
-          f"storage {config.storage.url or config.storage.path})")
+    print(
+        f"{args.file}: ok (mqtt {config.mqtt.url}, timeseries {config.timeseries.kind}, "
+        f"storage {config.storage.url or config.storage.path})"
+    )
     return 0
 
 
@@ -131,18 +148,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hub", description="Neighborhood Hub: shared sensors and machines over MQTT.")
+    parser = argparse.ArgumentParser(
+        prog="hub", description="Neighborhood Hub: shared sensors and machines over MQTT."
+    )
     parser.add_argument("--version", action="version", version=f"hub {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("demo", help="run everything on this machine with simulated devices, no set-up")
     p.add_argument("--dir", default="hub-demo", help="where the demo keeps its data (default ./hub-demo)")
-    p.add_argument("--port", type=int, default=8080, help="dashboard port, or the next free one (default 8080)")
+    p.add_argument(
+        "--port", type=int, default=8080, help="dashboard port, or the next free one (default 8080)"
+    )
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("run", help="run the hub in production")
-    p.add_argument("--config", required=True, metavar="FILE", help="the YAML config (see config/hub.example.yaml)")
+    p.add_argument(
+        "--config", required=True, metavar="FILE", help="the YAML config (see config/hub.example.yaml)"
+    )
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=cmd_run)
 

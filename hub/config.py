@@ -46,7 +46,9 @@ class MqttConfig(_Section):
         if self.url != "embedded":
             parts = urlsplit(self.url)
             if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-                raise ValueError(f"url {self.url!r} is not mqtt://host[:port], mqtts://host[:port] or embedded")
+                raise ValueError(
+                    f"url {self.url!r} is not mqtt://host[:port], mqtts://host[:port] or embedded"
+                )
         return self
 
 
@@ -169,7 +171,9 @@ def parse_config(text: str, filename: str = "<config>") -> HubConfig:
     if doc is None:
         doc = CommentedMap()
     if not isinstance(doc, CommentedMap):
-        raise ConfigError(f"{filename}, line 1: the config must be a mapping of sections (mqtt:, timeseries:, ...)")
+        raise ConfigError(
+            f"{filename}, line 1: the config must be a mapping of sections (mqtt:, timeseries:, ...)"
+        )
     try:
         return HubConfig.model_validate(_plain(doc))
     except ValidationError as exc:
@@ -221,18 +225,33 @@ def resolve_secrets(config: HubConfig, env: Mapping[str, str], filename: str = "
         url_user = unquote(parts.username) if parts.username else None
         url_password = unquote(parts.password) if parts.password else None
 
-    def pick(env_key: str, file_path: Path | None, file_key: str, inline: SecretStr | None,
-             fallback: str | None = None) -> str | None:
-        return (env.get(env_key) or _from_file(file_path, file_key, filename)
-                or (inline.get_secret_value() if inline else None) or fallback)
+    def pick(
+        env_key: str,
+        file_path: Path | None,
+        file_key: str,
+        inline: SecretStr | None,
+        fallback: str | None = None,
+    ) -> str | None:
+        return (
+            env.get(env_key)
+            or _from_file(file_path, file_key, filename)
+            or (inline.get_secret_value() if inline else None)
+            or fallback
+        )
 
     ts = config.timeseries
     return Secrets(
         mqtt_username=env.get("HUB_MQTT_USERNAME") or config.mqtt.username or url_user,
-        mqtt_password=pick("HUB_MQTT_PASSWORD", config.mqtt.password_file, "mqtt.password_file",
-                           config.mqtt.password, url_password),
+        mqtt_password=pick(
+            "HUB_MQTT_PASSWORD",
+            config.mqtt.password_file,
+            "mqtt.password_file",
+            config.mqtt.password,
+            url_password,
+        ),
         timeseries_username=env.get("HUB_TIMESERIES_USERNAME") or ts.username,
-        timeseries_password=pick("HUB_TIMESERIES_PASSWORD", ts.password_file, "timeseries.password_file",
-                                 ts.password),
+        timeseries_password=pick(
+            "HUB_TIMESERIES_PASSWORD", ts.password_file, "timeseries.password_file", ts.password
+        ),
         timeseries_token=pick("HUB_TIMESERIES_TOKEN", ts.token_file, "timeseries.token_file", ts.token),
     )

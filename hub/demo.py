@@ -17,12 +17,14 @@ from hub.simulator import Simulator
 
 
 def demo_config(directory: Path, port: int = 8080) -> HubConfig:
-    return HubConfig.model_validate({
-        "mqtt": {"url": "embedded", "client_id": "hub-demo"},
-        "timeseries": {"kind": "embedded", "retention_days": 2},
-        "storage": {"path": str(directory)},
-        "web": {"listen": f"127.0.0.1:{port}"},
-    })
+    return HubConfig.model_validate(
+        {
+            "mqtt": {"url": "embedded", "client_id": "hub-demo"},
+            "timeseries": {"kind": "embedded", "retention_days": 2},
+            "storage": {"path": str(directory)},
+            "web": {"listen": f"127.0.0.1:{port}"},
+        }
+    )
 
 
 def run_demo(directory: Path, port: int = 8080) -> int:

@@ -44,18 +44,31 @@ CARDS = ["45C52583", "E4F0A1B2"]  # residents' cards
 class Simulator:
     """Publishes like real devices: native JSON state, retained availability with LWT, scans."""
 
-    def __init__(self, host: str, port: int, base_topic: str = "neighborhood", interval: float = 2.0,
-                 seed: int | None = None) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        base_topic: str = "neighborhood",
+        interval: float = 2.0,
+        seed: int | None = None,
+    ) -> None:
         self.host, self.port, self.base, self.interval = host, port, base_topic, interval
         self.rng = random.Random(seed)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id="hub-demo-simulator",
-                                  protocol=paho.MQTTv311)
-        self.client.will_set(f"{self.base}/readers/workshop-reader/availability", "offline", qos=1, retain=True)
+        self.client = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id="hub-demo-simulator", protocol=paho.MQTTv311
+        )
+        self.client.will_set(
+            f"{self.base}/readers/workshop-reader/availability", "offline", qos=1, retain=True
+        )
         self.walks = {
-            "air-quality-courtyard": {"pm25": _Walk(12, 6, 1.5, 1, 150), "pm10": _Walk(20, 8, 2, 2, 250),
-                                      "temperature": _Walk(9, 4, 0.2, -20, 45), "humidity": _Walk(72, 10, 1, 5, 100)},
+            "air-quality-courtyard": {
+                "pm25": _Walk(12, 6, 1.5, 1, 150),
+                "pm10": _Walk(20, 8, 2, 2, 250),
+                "temperature": _Walk(9, 4, 0.2, -20, 45),
+                "humidity": _Walk(72, 10, 1, 5, 100),
+            },
             "noise-playground": {"noise": _Walk(52, 8, 3, 30, 95)},
             "washing-machine-basement": {"voltage": _Walk(230, 1, 0.5, 215, 245)},
             "flood-basement": {"battery": _Walk(87, 0, 0.05, 0, 100, 0)},
@@ -97,14 +110,19 @@ class Simulator:
                 running = now < self.washing_until
                 power = round(rng.uniform(350, 2100), 1) if running else round(rng.uniform(0.3, 1.2), 1)
                 self.energy += power * self.interval / 3.6e6
-                values.update(state=running, power=power, energy=round(self.energy, 3),
-                              current=round(power / values["voltage"], 3))
+                values.update(
+                    state=running,
+                    power=power,
+                    energy=round(self.energy, 3),
+                    current=round(power / values["voltage"], 3),
+                )
             self._publish(thing, values)
         if rng.random() < 0.15:  # someone taps their card, then a tool's tag
             reader = f"{self.base}/readers/workshop-reader/scan"
             self.client.publish(reader, json.dumps({"tag": rng.choice(CARDS), "time": now}), qos=1)
-            self.client.publish(reader, json.dumps({"tag": rng.choice(list(TOOLS.values())), "time": now + 1}),
-                                qos=1)
+            self.client.publish(
+                reader, json.dumps({"tag": rng.choice(list(TOOLS.values())), "time": now + 1}), qos=1
+            )
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -17,16 +17,19 @@ class Telemetry:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.messages = Counter("hub_messages_received", "MQTT messages received", registry=r)
-        self.readings = Counter("hub_readings_decoded", "Readings decoded from messages", ["source"],
-                                registry=r)
+        self.readings = Counter(
+            "hub_readings_decoded", "Readings decoded from messages", ["source"], registry=r
+        )
         self.stored = Counter("hub_points_stored", "Points written to the time-series sink", registry=r)
         self.spooled = Counter("hub_points_spooled", "Points written to the durable spool", registry=r)
         self.replayed = Counter("hub_points_replayed", "Spooled points replayed to the sink", registry=r)
-        self.rejections = Counter("hub_rejections", "Messages rejected, by reason", ["source", "reason"],
-                                  registry=r)
+        self.rejections = Counter(
+            "hub_rejections", "Messages rejected, by reason", ["source", "reason"], registry=r
+        )
         self.drops = Counter("hub_drops", "Items dropped at a bound, by queue", ["queue"], registry=r)
-        self.sink_errors = Counter("hub_sink_errors", "Failed writes to the time-series sink", ["kind"],
-                                   registry=r)
+        self.sink_errors = Counter(
+            "hub_sink_errors", "Failed writes to the time-series sink", ["kind"], registry=r
+        )
         self.scans = Counter("hub_scans", "Tag scans received", registry=r)
         self.mqtt_connected = Gauge("hub_mqtt_connected", "1 while connected to the broker", registry=r)
         self._gauges: list[tuple[str, str, Callable[[], float]]] = []

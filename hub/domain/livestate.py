@@ -106,9 +106,18 @@ class LiveState:
         """(current version, copies of things changed after ``since``), sorted by id."""
         with self._lock:
             changed = [
-                ThingState(s.id, s.source, s.first_seen, s.last_seen, s.online, dict(s.values),
-                           dict(s.times), s.version)
-                for s in self._things.values() if s.version > since
+                ThingState(
+                    s.id,
+                    s.source,
+                    s.first_seen,
+                    s.last_seen,
+                    s.online,
+                    dict(s.values),
+                    dict(s.times),
+                    s.version,
+                )
+                for s in self._things.values()
+                if s.version > since
             ]
             version = self._version
         changed.sort(key=lambda s: s.id)
@@ -119,8 +128,9 @@ class LiveState:
             s = self._things.get(thing)
             if s is None:
                 return None
-            return ThingState(s.id, s.source, s.first_seen, s.last_seen, s.online, dict(s.values),
-                              dict(s.times), s.version)
+            return ThingState(
+                s.id, s.source, s.first_seen, s.last_seen, s.online, dict(s.values), dict(s.times), s.version
+            )
 
     def recent_scans(self, limit: int = 20) -> list[ScanRecord]:
         with self._lock:
@@ -131,9 +141,18 @@ class LiveState:
         with self._lock:
             ids, self._dirty = self._dirty, set()
             return [
-                ThingState(s.id, s.source, s.first_seen, s.last_seen, s.online, dict(s.values),
-                           dict(s.times), s.version)
-                for i in ids if (s := self._things.get(i)) is not None
+                ThingState(
+                    s.id,
+                    s.source,
+                    s.first_seen,
+                    s.last_seen,
+                    s.online,
+                    dict(s.values),
+                    dict(s.times),
+                    s.version,
+                )
+                for i in ids
+                if (s := self._things.get(i)) is not None
             ]
 
     def mark_dirty(self, ids: Iterable[str]) -> None:

@@ -26,9 +26,7 @@ NUMERIC: Final[dict[str, str]] = {
 }
 
 #: Boolean measurements; `state` is true when a switch is on, `contact` true when closed.
-BOOLEAN: Final[frozenset[str]] = frozenset(
-    {"water_leak", "contact", "occupancy", "smoke", "tamper", "state"}
-)
+BOOLEAN: Final[frozenset[str]] = frozenset({"water_leak", "contact", "occupancy", "smoke", "tamper", "state"})
 
 MEASUREMENTS: Final[frozenset[str]] = frozenset(NUMERIC) | BOOLEAN
 

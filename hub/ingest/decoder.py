@@ -74,7 +74,9 @@ def decode_json_object(payload: bytes) -> dict[str, Any]:
 def finite_number(name: str, value: Any) -> float:
     """A JSON number as float; bools, strings and non-finite values are refused."""
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise PayloadError("bad_value", f"{name}: expected a number, got {type(value).__name__} {value!r:.40}")
+        raise PayloadError(
+            "bad_value", f"{name}: expected a number, got {type(value).__name__} {value!r:.40}"
+        )
     number = float(value)
     if not math.isfinite(number):
         raise PayloadError("bad_value", f"{name}: {value!r} is not a finite number")

@@ -1,4 +1,4 @@
-"""The hub's own scheme (DESIGN §5): ``<base>/things/<id>/state|availability``, ``<base>/readers/<id>/scan``."""
+"""The hub's own scheme (DESIGN §5): things' state and availability, readers' scans."""
 
 from __future__ import annotations
 
@@ -27,7 +27,9 @@ def device_time(raw: Any, received: float) -> float | None:
     return ts if sane_time(ts, received) else None
 
 
-def canonical_values(obj: dict[str, Any], *, skip: frozenset[str] = frozenset({"time"})) -> dict[str, float | bool]:
+def canonical_values(
+    obj: dict[str, Any], *, skip: frozenset[str] = frozenset({"time"})
+) -> dict[str, float | bool]:
     """Validate a JSON object of canonical measurements (DESIGN §5)."""
     values: dict[str, float | bool] = {}
     for name, raw in obj.items():
@@ -40,8 +42,9 @@ def canonical_values(obj: dict[str, Any], *, skip: frozenset[str] = frozenset({"
                 raise PayloadError("bad_value", f"{name}: expected true or false, got {raw!r:.40}")
             values[name] = raw
         else:
-            raise PayloadError("unknown_measurement",
-                               f"{name!r:.40} is not a canonical measurement (DESIGN §5 lists them)")
+            raise PayloadError(
+                "unknown_measurement", f"{name!r:.40} is not a canonical measurement (DESIGN §5 lists them)"
+            )
     if not values:
         raise PayloadError("no_values", "the object holds no measurement")
     return values
@@ -68,19 +71,23 @@ class NativeDecoder:
         self._depth = self.base.count("/") + 1
 
     def subscriptions(self) -> list[str]:
-        return [f"{self.base}/things/+/state", f"{self.base}/things/+/availability",
-                f"{self.base}/readers/+/scan"]
+        return [
+            f"{self.base}/things/+/state",
+            f"{self.base}/things/+/availability",
+            f"{self.base}/readers/+/scan",
+        ]
 
     def matches(self, topic: str) -> bool:
         if not topic.startswith(self._prefix):
             return False
-        parts = topic.split("/")[self._depth:]
+        parts = topic.split("/")[self._depth :]
         return len(parts) == 3 and (
             (parts[0] == "things" and parts[2] in ("state", "availability"))
-            or (parts[0] == "readers" and parts[2] == "scan"))
+            or (parts[0] == "readers" and parts[2] == "scan")
+        )
 
     def decode(self, topic: str, payload: bytes, received: float) -> Iterable[Event]:
-        kind, ident, leaf = topic.split("/")[self._depth:]
+        kind, ident, leaf = topic.split("/")[self._depth :]
         if not ID_PATTERN.fullmatch(ident):
             raise PayloadError("bad_id", f"{ident!r:.40} is not a valid id (letters, digits, _ . : -)")
         if leaf == "availability":
@@ -90,7 +97,19 @@ class NativeDecoder:
             return [Availability(thing=ident, source=self.name, online=text == "online")]
         obj = decode_json_object(payload)
         if kind == "readers":
-            return [Scan(reader=ident, source=self.name, tag=normalize_tag(obj.get("tag")),
-                         time=device_time(obj.get("time"), received))]
-        return [Reading(thing=ident, source=self.name, values=canonical_values(obj),
-                        time=device_time(obj.get("time"), received))]
+            return [
+                Scan(
+                    reader=ident,
+                    source=self.name,
+                    tag=normalize_tag(obj.get("tag")),
+                    time=device_time(obj.get("time"), received),
+                )
+            ]
+        return [
+            Reading(
+                thing=ident,
+                source=self.name,
+                values=canonical_values(obj),
+                time=device_time(obj.get("time"), received),
+            )
+        ]

@@ -20,8 +20,9 @@ class Router:
     The topic → decoder choice is cached (bounded LRU), so the matching cost is paid once per topic.
     """
 
-    def __init__(self, decoders: Sequence[Decoder], *, max_payload_bytes: int = 65536,
-                 cache_size: int = 20000) -> None:
+    def __init__(
+        self, decoders: Sequence[Decoder], *, max_payload_bytes: int = 65536, cache_size: int = 20000
+    ) -> None:
         self.decoders = list(decoders)
         self.max_payload_bytes = max_payload_bytes
         self._cache: OrderedDict[str, object] = OrderedDict()
@@ -51,8 +52,14 @@ class Router:
         if decoder is None:
             return [Ignored(source="unknown", topic=topic)]
         if len(payload) > self.max_payload_bytes:
-            return [Rejected(decoder.name, topic, "too_large",
-                             f"payload of {len(payload)} bytes exceeds {self.max_payload_bytes}")]
+            return [
+                Rejected(
+                    decoder.name,
+                    topic,
+                    "too_large",
+                    f"payload of {len(payload)} bytes exceeds {self.max_payload_bytes}",
+                )
+            ]
         try:
             return list(decoder.decode(topic, payload, received))
         except PayloadError as exc:

@@ -173,8 +173,9 @@ class MqttConnection:
                 properties = Properties(PacketTypes.CONNECT)
                 properties.SessionExpiryInterval = self.session_expiry
                 properties.ReceiveMaximum = self.receive_maximum
-            client.connect_async(self.broker.host, self.broker.port, self.keepalive,
-                                 clean_start=False, properties=properties)
+            client.connect_async(
+                self.broker.host, self.broker.port, self.keepalive, clean_start=False, properties=properties
+            )
             try:
                 client.loop_forever(retry_first_connection=True)
             except Exception as exc:  # e.g. TLS set-up errors: report and retry, never die
@@ -197,8 +198,9 @@ class MqttConnection:
         if self.on_state is not None:
             self.on_state(up)
 
-    def _on_connect(self, client: paho.Client, _userdata: Any, flags: Any, rc: ReasonCode,
-                    _props: Any) -> None:
+    def _on_connect(
+        self, client: paho.Client, _userdata: Any, flags: Any, rc: ReasonCode, _props: Any
+    ) -> None:
         self._connack_seen = True
         self._closed_before_connack = 0
         if rc.is_failure:
@@ -208,8 +210,10 @@ class MqttConnection:
                 client.disconnect()
                 return
             if code in _BAD_CREDENTIALS:
-                self.last_error = (f"broker {self.broker} refused the connection: bad username or password "
-                                   "(mqtt.username, mqtt.password_file or HUB_MQTT_PASSWORD)")
+                self.last_error = (
+                    f"broker {self.broker} refused the connection: bad username or password "
+                    "(mqtt.username, mqtt.password_file or HUB_MQTT_PASSWORD)"
+                )
             else:
                 self.last_error = f"broker {self.broker} refused the connection: {rc}"
             log.error("%s; retrying with backoff", self.last_error)
@@ -218,8 +222,12 @@ class MqttConnection:
         self.connects += 1
         self.last_error = None
         self._unreachable_logged = False
-        log.info("connected broker=%s protocol=%s session_present=%s", self.broker, self.protocol_name,
-                 flags.session_present)
+        log.info(
+            "connected broker=%s protocol=%s session_present=%s",
+            self.broker,
+            self.protocol_name,
+            flags.session_present,
+        )
         if self.protocol == paho.MQTTv5:
             # retainHandling=1: retained messages only for a subscription the session did not have yet
             subs = [(topic, SubscribeOptions(qos=qos, retainHandling=1)) for topic, qos in self.subscriptions]
@@ -246,11 +254,14 @@ class MqttConnection:
         if not self._unreachable_logged:
             self._unreachable_logged = True
             self.last_error = f"broker {self.broker} is unreachable"
-            log.error("broker %s is unreachable; is Mosquitto running? (mqtt.url) Retrying with backoff",
-                      self.broker)
+            log.error(
+                "broker %s is unreachable; is Mosquitto running? (mqtt.url) Retrying with backoff",
+                self.broker,
+            )
 
-    def _on_disconnect(self, _client: paho.Client, _userdata: Any, _flags: Any, rc: ReasonCode,
-                       _props: Any) -> None:
+    def _on_disconnect(
+        self, _client: paho.Client, _userdata: Any, _flags: Any, rc: ReasonCode, _props: Any
+    ) -> None:
         was_up = self.connected.is_set()
         self._set_connected(False)
         if was_up and not self._stopping.is_set():

@@ -39,10 +39,13 @@ class EmbeddedBroker:
         self._thread = threading.Thread(target=self._run, name="embedded-broker", daemon=True)
         self._thread.start()
         if not self._ready.wait(timeout):
-            raise RuntimeError(f"embedded MQTT broker did not start on {self.host}:{self.port} in {timeout:.0f} s")
+            raise RuntimeError(
+                f"embedded MQTT broker did not start on {self.host}:{self.port} in {timeout:.0f} s"
+            )
         if self._error is not None:
-            raise RuntimeError(f"embedded MQTT broker could not listen on {self.host}:{self.port}: "
-                               f"{self._error}") from self._error
+            raise RuntimeError(
+                f"embedded MQTT broker could not listen on {self.host}:{self.port}: {self._error}"
+            ) from self._error
         log.info("embedded broker listening url=%s", self.url)
         return self.url
 
@@ -52,7 +55,9 @@ class EmbeddedBroker:
         loop = self._loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         config = {
-            "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}", "max_connections": 500}},
+            "listeners": {
+                "default": {"type": "tcp", "bind": f"{self.host}:{self.port}", "max_connections": 500}
+            },
             "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
         }
 

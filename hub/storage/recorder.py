@@ -100,8 +100,11 @@ class Recorder:
         with self._cond:
             while True:
                 due = self._first_at + self.flush_interval
-                ready = (len(self._points) >= self.batch_size or len(self._acks) >= self.ack_threshold
-                         or ((self._points or self._acks) and time.monotonic() >= due))
+                ready = (
+                    len(self._points) >= self.batch_size
+                    or len(self._acks) >= self.ack_threshold
+                    or ((self._points or self._acks) and time.monotonic() >= due)
+                )
                 if ready or self._stopping:
                     break
                 self._cond.wait(max(0.005, due - time.monotonic()) if (self._points or self._acks) else 0.5)

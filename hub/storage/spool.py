@@ -27,10 +27,12 @@ class Spool:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute(
-            "CREATE TABLE IF NOT EXISTS batches (id INTEGER PRIMARY KEY, points INTEGER NOT NULL, body BLOB NOT NULL)"
+            "CREATE TABLE IF NOT EXISTS batches"
+            " (id INTEGER PRIMARY KEY, points INTEGER NOT NULL, body BLOB NOT NULL)"
         )
-        row = self._db.execute("SELECT COUNT(*), COALESCE(SUM(points), 0), COALESCE(SUM(LENGTH(body)), 0) "
-                               "FROM batches").fetchone()
+        row = self._db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(points), 0), COALESCE(SUM(LENGTH(body)), 0) FROM batches"
+        ).fetchone()
         self.batches, self.points, self.bytes = int(row[0]), int(row[1]), int(row[2])
         self.dropped_points = 0
         if self.points:
@@ -49,15 +51,20 @@ class Spool:
     def _drop_oldest(self) -> None:
         dropped = 0
         while self.bytes > self.max_bytes and self.batches > 1:
-            row = self._db.execute("SELECT id, points, LENGTH(body) FROM batches ORDER BY id LIMIT 1").fetchone()
+            row = self._db.execute(
+                "SELECT id, points, LENGTH(body) FROM batches ORDER BY id LIMIT 1"
+            ).fetchone()
             self._db.execute("DELETE FROM batches WHERE id = ?", (row[0],))
             self.batches -= 1
             self.points -= row[1]
             self.bytes -= row[2]
             dropped += row[1]
         self.dropped_points += dropped
-        log.error("spool full max_bytes=%d dropped_points=%d (raise storage.spool_max_mb or restore the sink)",
-                  self.max_bytes, dropped)
+        log.error(
+            "spool full max_bytes=%d dropped_points=%d (raise storage.spool_max_mb or restore the sink)",
+            self.max_bytes,
+            dropped,
+        )
         if self.on_drop is not None:
             self.on_drop(dropped)
 
@@ -83,7 +90,9 @@ class Spool:
             marks = ",".join("?" * len(ids))
             row = self._db.execute(
                 f"SELECT COUNT(*), COALESCE(SUM(points), 0), COALESCE(SUM(LENGTH(body)), 0) FROM batches "
-                f"WHERE id IN ({marks})", ids).fetchone()
+                f"WHERE id IN ({marks})",
+                ids,
+            ).fetchone()
             self._db.execute(f"DELETE FROM batches WHERE id IN ({marks})", ids)
             self.batches -= row[0]
             self.points -= row[1]

@@ -17,8 +17,15 @@ log = logging.getLogger(__name__)
 
 
 class StoreWriter:
-    def __init__(self, store: Store, live: LiveState, telemetry: Telemetry, *, interval: float = 1.0,
-                 max_pending_scans: int = 10000) -> None:
+    def __init__(
+        self,
+        store: Store,
+        live: LiveState,
+        telemetry: Telemetry,
+        *,
+        interval: float = 1.0,
+        max_pending_scans: int = 10000,
+    ) -> None:
         self.store = store
         self.live = live
         self.telemetry = telemetry
