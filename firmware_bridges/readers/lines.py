@@ -38,10 +38,12 @@ def parse_uid_line(line: str) -> Tag | Rejection:
     """The tag on one printed line, or why there is none."""
     value = line.strip()
     labelled = _LABEL.match(value)
+    uid_label = False
     if labelled and not _GROUPED.match(value):
         if "uid" not in labelled.group("label").lower():
             return Rejection("not_uid", f"line is not a UID: {line[:64]!r}")
         value = labelled.group("value").strip()
+        uid_label = True
     grouped = _GROUPED.match(value)
     if grouped:
         groups = value.split(grouped.group("sep"))
@@ -52,7 +54,9 @@ def parse_uid_line(line: str) -> Tag | Rejection:
     else:
         plain = _PLAIN.match(value)
         if not plain:
-            return Rejection("not_hex", f"not a hex UID: {line[:64]!r}")
+            if uid_label:
+                return Rejection("not_hex", f"not a hex UID: {line[:64]!r}")
+            return Rejection("not_uid", f"line is not a UID: {line[:64]!r}")
         hex_text = plain.group("hex")
         if len(hex_text) % 2:
             return Rejection(

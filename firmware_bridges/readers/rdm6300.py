@@ -56,7 +56,9 @@ class Rdm6300Parser:
 
 def _decode(frame: bytes) -> Tag | Rejection:
     body = frame[1:13]
-    if frame[13] != ETX or STX in body:
+    if STX in body:
+        return Rejection("truncated_frame", f"a new start byte inside the frame: {frame.hex(' ')}")
+    if frame[13] != ETX:
         return Rejection("bad_frame", f"no end byte 0x03 at offset 13: {frame.hex(' ')}")
     if not all(b in _HEX for b in body):
         return Rejection("not_hex", f"non-hex characters in frame: {frame.hex(' ')}")
