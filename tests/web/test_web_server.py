@@ -38,7 +38,7 @@ def test_stop_is_prompt_with_an_event_stream_open(
 
     started = time.monotonic()
     server.stop(timeout=5)
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < 1.5  # the stream ends itself; uvicorn's 2 s backstop is not needed
     assert stream.ended(timeout=2), "the event stream stayed open after stop()"
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{server.url}/healthz", timeout=1)
