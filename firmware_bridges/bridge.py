@@ -74,6 +74,7 @@ class SerialBridge:
             self.publisher.scan_topic,
         )
         self._stop = stop
+        self.publisher.set_reader_online(True)  # the port is open: the first availability is "online"
         self.publisher.start()
         thread = threading.Thread(target=self.loop.run, args=(port, stop), name="serial-reader", daemon=True)
         thread.start()

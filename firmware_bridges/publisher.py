@@ -114,6 +114,7 @@ class Publisher:
         if reason_code.is_failure:
             reason = str(reason_code)
             if reason in _FATAL_CONNACK:
+                self._outage_logged = True  # the fatal message says it all
                 self._on_fatal(
                     f"broker {self.broker.address} refused the connection: {reason.lower()}; "
                     f"check the user in --mqtt and the password (in the URL or HUB_MQTT_PASSWORD)"

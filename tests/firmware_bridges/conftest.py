@@ -76,11 +76,14 @@ def pty_reader(tmp_path: Path) -> Iterator[PtyReader]:
 class Subscriber:
     """A plain paho subscriber on the test broker that records every message it receives."""
 
-    def __init__(self, host: str, port: int, topic: str) -> None:
+    def __init__(self, host: str, port: int, topic: str, session: str | None = None) -> None:
         self.messages: queue.Queue[tuple[str, bytes, bool]] = queue.Queue()
         self._subscribed = queue.Queue[bool]()
+        # With a session name the subscription survives broker restarts (persistent session, QoS 1).
         client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=f"test-sub-{os.getpid()}-{time.time_ns()}"
+            CallbackAPIVersion.VERSION2,
+            client_id=session or f"test-sub-{os.getpid()}-{time.time_ns()}",
+            clean_session=session is None,
         )
         client.on_message = lambda c, u, m: self.messages.put((m.topic, m.payload, m.retain))
         client.on_subscribe = lambda c, u, mid, rc, p: self._subscribed.put(True)
@@ -91,7 +94,7 @@ class Subscriber:
         self._client = client
         self._subscribed.get(timeout=5)
 
-    def next(self, topic: str, timeout: float) -> tuple[bytes, bool]:
+    def next(self, topic: str, timeout: float) -> bytes:
         """The next message on ``topic`` (others are skipped); fails the test after ``timeout``."""
         deadline = time.monotonic() + timeout
         while True:
@@ -99,11 +102,26 @@ class Subscriber:
             if left <= 0:
                 pytest.fail(f"no message on {topic} within {timeout} s", pytrace=False)
             try:
-                got_topic, payload, retain = self.messages.get(timeout=left)
+                got_topic, payload, _ = self.messages.get(timeout=left)
             except queue.Empty:
                 continue
             if got_topic == topic:
-                return payload, retain
+                return payload
+
+    def wait_for(self, topic: str, payload: bytes, timeout: float) -> None:
+        """Skip messages on ``topic`` until one equals ``payload``; fail after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        seen = []
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                got_topic, got, _ = self.messages.get(timeout=left)
+            except queue.Empty:
+                break
+            if got_topic == topic:
+                seen.append(got)
+                if got == payload:
+                    return
+        pytest.fail(f"no {payload!r} on {topic} within {timeout} s (saw {seen})", pytrace=False)
 
     def collect(self, topic: str, seconds: float) -> list[bytes]:
         """Every message on ``topic`` that arrives during the next ``seconds``."""
@@ -124,11 +142,11 @@ class Subscriber:
 
 
 @pytest.fixture
-def subscribe() -> Iterator[Callable[[str, int, str], Subscriber]]:
+def subscribe() -> Iterator[Callable[..., Subscriber]]:
     made: list[Subscriber] = []
 
-    def make(host: str, port: int, topic: str) -> Subscriber:
-        sub = Subscriber(host, port, topic)
+    def make(host: str, port: int, topic: str, session: str | None = None) -> Subscriber:
+        sub = Subscriber(host, port, topic, session)
         made.append(sub)
         return sub
 
