@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import time
@@ -59,20 +60,28 @@ def test_taken_port_without_fallback_names_host_port_and_config_key(ctx: WebCont
     assert str(error.value) == f"127.0.0.1:{taken_port} is in use; set web.listen in the config"
 
 
-def test_all_fallback_ports_taken_is_an_error_naming_the_range(ctx: WebContext, taken_port: int) -> None:
-    # The listener holds taken_port; the range ends there, so every tried port is taken.
-    server = WebServer(create_app(ctx), "127.0.0.1", taken_port, try_next_ports=0)
-    with socket.socket() as second:
-        try:
-            second.bind(("127.0.0.1", taken_port + 1))
-        except OSError:
-            pytest.fail(f"port {taken_port + 1} is busy on this machine; rerun")
-        second.listen()
-        server.try_next_ports = 1
-        with pytest.raises(
-            WebServerError, match=rf"^127\.0\.0\.1:{taken_port} to {taken_port + 1} are in use"
-        ):
+def test_all_fallback_ports_taken_is_an_error_naming_the_range(ctx: WebContext) -> None:
+    with contextlib.ExitStack() as held:
+        first = _hold_two_consecutive_ports(held)
+        server = WebServer(create_app(ctx), "127.0.0.1", first, try_next_ports=1)
+        with pytest.raises(WebServerError, match=rf"^127\.0\.0\.1:{first} to {first + 1} are in use"):
             server.start()
+
+
+def _hold_two_consecutive_ports(stack: contextlib.ExitStack) -> int:
+    for _ in range(50):
+        low = stack.enter_context(socket.socket())
+        low.bind(("127.0.0.1", 0))
+        low.listen()
+        port = low.getsockname()[1]
+        high = stack.enter_context(socket.socket())
+        try:
+            high.bind(("127.0.0.1", port + 1))
+        except OSError:
+            continue  # the next port is busy; pick another pair
+        high.listen()
+        return port
+    raise AssertionError("no two consecutive free ports on 127.0.0.1")
 
 
 def test_unknown_host_is_an_error_naming_it(ctx: WebContext) -> None:
