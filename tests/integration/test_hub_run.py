@@ -383,3 +383,86 @@ def test_influxdb_v2_write_api_through_victoria_metrics(
         assert by_name["reading_water_leak"]["values"] == [1.0 if i % 2 == 0 else 0.0 for i in range(20)]
     finally:
         hub.stop()
+
+
+def test_store_on_postgresql_registers_things_latest_values_and_scans(
+    tmp_path: Path, mosquitto: Mosquitto, postgres_url: str
+) -> None:
+    from hub.storage.store import Store
+
+    config = HubConfig.model_validate(
+        {
+            "mqtt": {"url": mosquitto.url, "client_id": "hub-pg"},
+            "timeseries": {"kind": "embedded", "flush_interval": 0.2},
+            "storage": {"path": str(tmp_path / "data"), "url": postgres_url},
+            "web": {"enabled": False},
+        }
+    )
+    hub = Hub(config, env={})
+    hub.start()
+    try:
+        assert hub.mqtt is not None and hub.mqtt.wait_connected(10)
+        client = publisher(mosquitto)
+        for topic, payload in [
+            ("neighborhood/things/flood-1/availability", "online"),
+            (
+                "neighborhood/things/flood-1/state",
+                json.dumps({"water_leak": False, "battery": 90, "time": T0}),
+            ),
+            (
+                "neighborhood/things/flood-1/state",
+                json.dumps({"water_leak": True, "battery": 89, "time": T0 + 60}),
+            ),
+            ("neighborhood/readers/shed/scan", json.dumps({"tag": "01000734e0", "time": T0 + 61})),
+        ]:
+            client.publish(topic, payload, qos=1).wait_for_publish(5)
+        client.disconnect()
+        client.loop_stop()
+        wait_for(lambda: hub.telemetry.value("hub_scans_total") >= 1, 10, "the scan")
+    finally:
+        hub.stop()
+
+    store = Store(postgres_url)
+    try:
+        thing = store.thing("flood-1")
+        assert thing is not None
+        assert thing.values == {"water_leak": True, "battery": 89.0}
+        assert thing.times["battery"] == T0 + 60
+        assert thing.online is True
+        [scan] = store.recent_scans(reader="shed")
+        assert (scan.tag, scan.time) == ("01000734E0", T0 + 61)
+    finally:
+        store.close()
+
+    again = Hub(config, env={})  # a restarted hub knows its things before any message arrives
+    try:
+        again.store.migrate()
+        again.live.load(again.store.load_things())
+        state = again.live.get("flood-1")
+        assert state is not None and state.values["water_leak"] is True
+    finally:
+        again.stop()
+
+
+def test_broker_restart_reconnects_and_resubscribes(
+    tmp_path: Path, mosquitto: Mosquitto, influxdb_v1: InfluxDB1
+) -> None:
+    db = f"restart_{uuid.uuid4().hex[:8]}"
+    influxdb_v1.create_database(db)
+    hub = Hub(parse_config(v1_config(tmp_path, mosquitto, influxdb_v1, db).read_text()), env={})
+    hub.start()
+    try:
+        assert hub.mqtt is not None and hub.mqtt.wait_connected(10)
+        publish_readings(mosquitto, things=5, per_thing=4)
+        wait_for(lambda: influx_count(influxdb_v1, db) >= 20, 20, "points before the restart")
+
+        mosquitto.kill()  # no clean shutdown: the hub must notice by itself
+        wait_for(lambda: not hub.mqtt.connected.is_set(), 10, "the hub to notice")
+        assert hub.health()["mqtt"]["status"] == "down"
+        mosquitto.start()
+        wait_for(hub.mqtt.connected.is_set, 30, "the hub to reconnect")
+        publish_readings(mosquitto, things=5, per_thing=4, offset=100)
+        wait_for(lambda: influx_count(influxdb_v1, db) >= 40, 20, "points after the restart")
+        assert hub.mqtt.connects == 2
+    finally:
+        hub.stop()
