@@ -35,3 +35,10 @@ def test_ruff_is_clean() -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_domain_passes_mypy_strict() -> None:
+    proc = subprocess.run(
+        [_tool("mypy"), "hub/domain"], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr

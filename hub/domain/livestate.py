@@ -25,6 +25,19 @@ class ThingState:
     times: dict[str, float] = field(default_factory=dict)
     version: int = 0
 
+    def copy(self) -> ThingState:
+        """A copy whose value maps the ingest worker will not change underneath the reader."""
+        return ThingState(
+            self.id,
+            self.source,
+            self.first_seen,
+            self.last_seen,
+            self.online,
+            dict(self.values),
+            dict(self.times),
+            self.version,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class ScanRecord:
@@ -105,20 +118,7 @@ class LiveState:
     def snapshot(self, since: int = 0) -> tuple[int, list[ThingState]]:
         """(current version, copies of things changed after ``since``), sorted by id."""
         with self._lock:
-            changed = [
-                ThingState(
-                    s.id,
-                    s.source,
-                    s.first_seen,
-                    s.last_seen,
-                    s.online,
-                    dict(s.values),
-                    dict(s.times),
-                    s.version,
-                )
-                for s in self._things.values()
-                if s.version > since
-            ]
+            changed = [s.copy() for s in self._things.values() if s.version > since]
             version = self._version
         changed.sort(key=lambda s: s.id)
         return version, changed
@@ -128,9 +128,7 @@ class LiveState:
             s = self._things.get(thing)
             if s is None:
                 return None
-            return ThingState(
-                s.id, s.source, s.first_seen, s.last_seen, s.online, dict(s.values), dict(s.times), s.version
-            )
+            return s.copy()
 
     def recent_scans(self, limit: int = 20) -> list[ScanRecord]:
         with self._lock:
@@ -140,20 +138,7 @@ class LiveState:
         """Copies of things changed since the last call, for the store flusher."""
         with self._lock:
             ids, self._dirty = self._dirty, set()
-            return [
-                ThingState(
-                    s.id,
-                    s.source,
-                    s.first_seen,
-                    s.last_seen,
-                    s.online,
-                    dict(s.values),
-                    dict(s.times),
-                    s.version,
-                )
-                for i in ids
-                if (s := self._things.get(i)) is not None
-            ]
+            return [s.copy() for i in ids if (s := self._things.get(i)) is not None]
 
     def mark_dirty(self, ids: Iterable[str]) -> None:
         """Mark things for the next store flush again (after a failed write)."""
