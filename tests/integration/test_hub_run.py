@@ -162,6 +162,26 @@ def wait_hub_online(broker: Mosquitto, timeout: float = 20) -> None:
     time.sleep(0.3)  # the subscription follows the status publish in the same connect callback
 
 
+def retained(broker: Mosquitto, topic: str, timeout: float = 5) -> bytes | None:
+    """The retained payload of a topic, or None."""
+    got: list[bytes] = []
+    arrived = threading.Event()
+    client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv311)
+
+    def on_message(_c: paho.Client, _u: object, message: paho.MQTTMessage) -> None:
+        got.append(message.payload)
+        arrived.set()
+
+    client.on_message = on_message
+    client.on_connect = lambda c, *_: c.subscribe(topic, 1)
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    arrived.wait(timeout)
+    client.disconnect()
+    client.loop_stop()
+    return got[0] if got else None
+
+
 def test_hub_run_stores_2000_of_2000_qos1_readings_from_50_things(
     tmp_path: Path, mosquitto: Mosquitto, influxdb_v1: InfluxDB1, hub_process: Callable[[Path], HubProcess]
 ) -> None:
@@ -202,6 +222,7 @@ def test_qos1_messages_are_acknowledged_only_after_storage(
     time.sleep(1.5)  # received and waiting for their batch
     assert influx_count(influxdb_v1, db) == 0
     slow.stop(signal.SIGKILL)
+    assert retained(mosquitto, "neighborhood/hub/status") == b"offline"  # the broker sent the hub's will
 
     hub_process(v1_config(tmp_path, mosquitto, influxdb_v1, db))
     wait_for(lambda: influx_count(influxdb_v1, db) >= 100, 30, "100 redelivered points")
