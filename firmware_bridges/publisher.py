@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import ssl
 import threading
 from collections.abc import Callable
 
@@ -71,6 +72,12 @@ class Publisher:
         """Connect (retrying in the background if the broker is unreachable) and start delivering."""
         try:
             self._client.connect(self.broker.host, self.broker.port, keepalive=30)
+        except ssl.SSLCertVerificationError as exc:
+            self._on_fatal(
+                f"broker {self.broker.address}: its TLS certificate is not trusted ({exc.verify_message}); "
+                f"add its CA to the system store or point SSL_CERT_FILE at it"
+            )
+            return
         except OSError as exc:
             self._outage_logged = True
             log.warning(

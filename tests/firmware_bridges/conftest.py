@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import queue
+import select
 import signal
 import subprocess
 import sys
@@ -54,9 +55,8 @@ class PtyReader:
 
     def read(self, timeout: float) -> bytes:
         """Whatever the bridge wrote within ``timeout`` (b"" if nothing)."""
-        import select
-
-        assert self.master is not None
+        if self.master is None:
+            return b""
         ready, _, _ = select.select([self.master], [], [], timeout)
         if not ready:
             return b""

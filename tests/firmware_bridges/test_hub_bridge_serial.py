@@ -162,6 +162,7 @@ def test_pn532_polled_over_hsu_card_is_one_scan_of_its_nfcid(
         assert bridge.process.wait(timeout=10) == 0
     finally:
         chip.stopped.set()
+        chip.join(timeout=2)
     assert chip.received.startswith(b"\x55\x55"), "wake-up preamble first"
     assert chip.commands[:2] == [0x14, 0x32], "SAMConfiguration, then RFConfiguration, before polling"
     assert chip.commands.count(0x4A) >= 10, "the bridge keeps polling"
@@ -216,3 +217,16 @@ def test_scans_during_broker_outage_are_queued_and_published_after_reconnect(
     assert during <= first["time"] <= second["time"] <= before_restart  # scanned during the outage
     assert bridge.terminate() == 0
     assert "lost broker" in bridge.output
+
+
+def test_pn532_that_never_answers_is_reported_and_retried(
+    pty_reader: PtyReader, mosquitto, run_bridge
+) -> None:
+    bridge = start_bridge(run_bridge, mosquitto, pty_reader, "pn532", "silent")
+    deadline = time.monotonic() + 10
+    while "no answer from PN532" not in bridge.output and time.monotonic() < deadline:
+        pty_reader.read(0.1)  # drain what the bridge sends; nobody answers
+    assert f"no answer from PN532 port={pty_reader.link}" in bridge.output
+    assert "--baud" in bridge.output
+    assert bridge.process.poll() is None
+    assert bridge.terminate() == 0
