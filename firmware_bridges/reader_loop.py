@@ -53,7 +53,7 @@ class ReaderLoop:
         emit: Emit,
         on_availability: Callable[[bool], None],
         retry_min: float = 1.0,
-        retry_max: float = 10.0,
+        retry_max: float = 5.0,
     ) -> None:
         self.path = path
         self.baud = baud
