@@ -51,6 +51,16 @@ things = sa.Table(
     sa.Column("first_seen", Time, nullable=False),
     sa.Column("last_seen", Time, nullable=False),
     sa.Column("online", sa.Boolean),
+    # what residents said about it (hub.storage.directory); a row first made by ingest keeps the
+    # safe defaults until someone claims it: private, nothing shared with watchers
+    sa.Column("visibility", sa.Text, nullable=False, server_default="private"),
+    sa.Column("watcher_share", sa.Text, nullable=False, server_default="none"),
+    sa.Column("lat", sa.Double),
+    sa.Column("lon", sa.Double),
+    sa.Column("place", sa.Text),
+    sa.Column("derived_from", sa.Text),  # JSON list of measurement names
+    sa.Column("created_at", Time),  # when a resident registered it; NULL while unclaimed
+    sa.Column("retired", sa.Boolean, nullable=False, server_default=sa.false()),
 )
 
 sources = sa.Table(
@@ -88,6 +98,156 @@ scans = sa.Table(
     sa.Column("received", Time, nullable=False),
     sa.Index("scans_reader_time", "reader", "time"),
     sa.Index("scans_tag_time", "tag", "time"),
+)
+
+# -- people, relations, loans and the audit log (hub.storage.directory) ----------------------------
+
+residents = sa.Table(
+    "residents",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("pseudonym", sa.Text, nullable=False),
+    # lowercased pseudonym: unique case-insensitively in both dialects
+    sa.Column("pseudonym_key", sa.Text, nullable=False, unique=True),
+    sa.Column("role", sa.Text, nullable=False),
+    sa.Column("real_name", sa.Text),
+    sa.Column("joined_at", Time, nullable=False),
+    sa.Column("erased", sa.Boolean, nullable=False, server_default=sa.false()),
+)
+
+contacts = sa.Table(
+    "contacts",
+    metadata,
+    sa.Column("resident_id", sa.Text, sa.ForeignKey("residents.id"), primary_key=True),
+    sa.Column("position", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+invites = sa.Table(
+    "invites",
+    metadata,
+    sa.Column("code", sa.Text, primary_key=True),
+    sa.Column("created_by", sa.Text, sa.ForeignKey("residents.id")),
+    sa.Column("role", sa.Text, nullable=False),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Column("expires_at", Time, nullable=False),
+    sa.Column("redeemed_by", sa.Text, sa.ForeignKey("residents.id")),
+    sa.Column("redeemed_at", Time),
+)
+
+# one table for residents' cards and things' tags, so a tag id can never be both
+tags = sa.Table(
+    "tags",
+    metadata,
+    sa.Column("tag", sa.Text, primary_key=True),
+    sa.Column("thing_id", sa.Text, sa.ForeignKey("things.id")),
+    sa.Column("resident_id", sa.Text, sa.ForeignKey("residents.id")),
+    sa.Column("added_at", Time, nullable=False),
+    sa.CheckConstraint("(thing_id IS NULL) <> (resident_id IS NULL)", name="tags_thing_xor_card"),
+    sa.Index("tags_thing", "thing_id"),
+    sa.Index("tags_resident", "resident_id"),
+)
+
+loans = sa.Table(
+    "loans",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("thing_id", sa.Text, sa.ForeignKey("things.id"), nullable=False),
+    sa.Column("borrower", sa.Text, sa.ForeignKey("residents.id"), nullable=False),
+    sa.Column("lender", sa.Text, sa.ForeignKey("residents.id"), nullable=False),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("start", Time, nullable=False),
+    sa.Column("due", Time, nullable=False),
+    sa.Column("requested_at", Time, nullable=False),
+    sa.Column("out_at", Time),
+    sa.Column("returned_at", Time),
+    sa.Column("out_reader", sa.Text),
+    sa.Column("return_reader", sa.Text),
+    sa.Column("damage", sa.Text),
+    sa.Index("loans_thing", "thing_id", "start"),
+    sa.Index("loans_borrower", "borrower"),
+    # two concurrent check-outs of one thing: the database refuses the second
+    sa.Index(
+        "loans_one_out_per_thing",
+        "thing_id",
+        unique=True,
+        sqlite_where=sa.text("state IN ('out', 'overdue')"),
+        postgresql_where=sa.text("state IN ('out', 'overdue')"),
+    ),
+)
+
+relations = sa.Table(
+    "relations",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("resident_id", sa.Text, sa.ForeignKey("residents.id"), nullable=False),
+    sa.Column("thing_id", sa.Text, sa.ForeignKey("things.id"), nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("granted_by", sa.Text, sa.ForeignKey("residents.id")),
+    sa.Column("valid_from", Time, nullable=False),
+    sa.Column("valid_until", Time),
+    sa.Column("revoked_at", Time),
+    sa.Column("policy", sa.Text),  # JSON LendPolicy, lends
+    sa.Column("watch", sa.Text),  # JSON WatchSettings, watches
+    sa.Column("loan_id", sa.Text, sa.ForeignKey("loans.id")),  # borrows
+    sa.Index("relations_thing", "thing_id"),
+    sa.Index("relations_resident", "resident_id"),
+    sa.Index("relations_loan", "loan_id"),
+)
+
+waitlist = sa.Table(
+    "waitlist",
+    metadata,
+    sa.Column("thing_id", sa.Text, sa.ForeignKey("things.id"), primary_key=True),
+    sa.Column("resident_id", sa.Text, sa.ForeignKey("residents.id"), primary_key=True),
+    sa.Column("joined_at", Time, nullable=False),
+)
+
+notices = sa.Table(
+    "notices",
+    metadata,
+    sa.Column("loan_id", sa.Text, sa.ForeignKey("loans.id"), primary_key=True),
+    sa.Column("kind", sa.Text, primary_key=True),
+    sa.Column("sent_at", Time, nullable=False),
+)
+
+vouches = sa.Table(
+    "vouches",
+    metadata,
+    sa.Column("from_resident", sa.Text, sa.ForeignKey("residents.id"), primary_key=True),
+    sa.Column("to_resident", sa.Text, sa.ForeignKey("residents.id"), primary_key=True),
+    sa.Column("time", Time, nullable=False),
+    sa.CheckConstraint("from_resident <> to_resident", name="vouches_not_self"),
+    sa.Index("vouches_to", "to_resident"),
+)
+
+maintenance = sa.Table(
+    "maintenance",
+    metadata,
+    sa.Column("thing_id", sa.Text, sa.ForeignKey("things.id"), primary_key=True),
+    sa.Column("every_days", sa.Double),
+    sa.Column("every_hours_used", sa.Double),
+    sa.Column("last_done_at", Time),
+    sa.Column("last_done_hours", sa.Double),  # the usage counter when it was last done
+)
+
+# append-only: rows are never updated or deleted, except ``detail`` anonymised when a resident is erased
+audit = sa.Table(
+    "audit",
+    metadata,
+    sa.Column(
+        "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True
+    ),
+    sa.Column("time", Time, nullable=False),
+    sa.Column("actor", sa.Text),
+    sa.Column("action", sa.Text, nullable=False),
+    sa.Column("thing_id", sa.Text),
+    sa.Column("subject", sa.Text),
+    sa.Column("detail", sa.Text, nullable=False),  # JSON object of strings
+    sa.Index("audit_thing_time", "thing_id", "time"),
+    sa.Index("audit_subject_time", "subject", "time"),
+    sa.Index("audit_actor_time", "actor", "time"),
 )
 
 
