@@ -16,11 +16,12 @@ Tiers (what a lending policy's ``min_tier`` compares against) come from one scor
 0   newcomer  otherwise
 1   known     score ≥ 2
 2   trusted   score ≥ 8 and at least 3 on-time returns
-3   pillar    score ≥ 20 and at least 10 on-time returns
+3   pillar    score ≥ 20
 ==  ========  ==========================================
 
-Vouches are capped so a circle of friends cannot vouch someone up past "known"; every tier above
-that needs on-time returns the hub saw. One late return costs two on-time ones, a damage four, a loss eight.
+Vouches are capped so a circle of friends cannot vouch someone up past "known"; every tier above that
+needs on-time returns the hub saw (a pillar at least 14, as vouches add at most 6). One late return
+costs two on-time ones, a damage four, a loss eight.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ TIER_NAMES: Final[tuple[str, ...]] = ("newcomer", "known", "trusted", "pillar")
 
 _MAX_COUNTED_VOUCHES: Final = 3
 #: (tier, minimum score, minimum on-time returns), highest first.
-_TIERS: Final[tuple[tuple[int, int, int], ...]] = ((3, 20, 10), (2, 8, 3), (1, 2, 0))
+_TIERS: Final[tuple[tuple[int, int, int], ...]] = ((3, 20, 0), (2, 8, 3), (1, 2, 0))
 
 
 @dataclass(frozen=True, slots=True)
