@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Final, Literal
 
 from hub.domain.model import LendPolicy, Loan, LoanState, Relation, RelationKind
+from hub.domain.permissions import eligible
 
 DAY_S: Final[float] = 86400.0
 #: A reserved tool may be collected this long before its window opens.
@@ -35,7 +36,8 @@ BLOCKING: Final[frozenset[LoanState]] = frozenset(
 #: Loans that hold the thing now.
 HELD: Final[frozenset[LoanState]] = frozenset({LoanState.OUT, LoanState.OVERDUE})
 
-Reason = Literal[
+#: The stable reason codes of ``LendingError`` raised here (callers may add their own, e.g. unknown_loan).
+REASONS: Final[tuple[str, ...]] = (
     "not_lendable",  # no active lends relation with a policy for this thing and window
     "not_eligible",  # the policy does not let this resident borrow
     "own_thing",  # the lender cannot borrow from themselves
@@ -49,15 +51,15 @@ Reason = Literal[
     "not_borrower",  # someone else tries to collect a reservation
     "bad_state",  # any other transition the lifecycle does not have
     "empty_report",  # a damage report without text
-]
+)
 
 
 class LendingError(Exception):
     """A lending step the rules refuse. ``reason`` is a stable code, ``detail`` says why."""
 
-    def __init__(self, reason: Reason, detail: str, *, window: tuple[float, float] | None = None) -> None:
+    def __init__(self, reason: str, detail: str, *, window: tuple[float, float] | None = None) -> None:
         super().__init__(f"{reason}: {detail}")
-        self.reason: Reason = reason
+        self.reason = reason
         self.detail = detail
         #: with ``conflict``: the clashing window, buffer included (``end`` may be ``inf``)
         self.window = window
@@ -409,7 +411,7 @@ def _offered_during(relation: Relation, start: float, end: float) -> None:
 
 
 def _check_eligible(policy: LendPolicy, borrower: str, trust_tier: int, thing: str) -> None:
-    if _eligible(policy, borrower, trust_tier):
+    if eligible(policy, borrower, trust_tier):
         return
     if policy.who == "tier":
         why = f"its owner lends it from trust tier {policy.min_tier}; yours is {trust_tier}"
@@ -418,17 +420,6 @@ def _check_eligible(policy: LendPolicy, borrower: str, trust_tier: int, thing: s
     else:
         why = "its lending policy does not include you"
     raise LendingError("not_eligible", f"you cannot borrow {thing}: {why}")
-
-
-def _eligible(policy: LendPolicy, resident_id: str, trust_tier: int) -> bool:
-    # Stand-in for hub.domain.permissions.eligible until that module exists; same behaviour.
-    if policy.who == "any":
-        return True
-    if policy.who == "tier":
-        return trust_tier >= policy.min_tier
-    if policy.who == "list":
-        return resident_id in policy.approved
-    return False
 
 
 def _check_free(

@@ -65,6 +65,7 @@ def refused(reason: str, call: object, *args: object, **kwargs: object) -> Lendi
     with pytest.raises(LendingError) as caught:
         call(*args, **kwargs)
     assert caught.value.reason == reason, caught.value
+    assert reason in lending.REASONS
     return caught.value
 
 
