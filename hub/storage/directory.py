@@ -463,11 +463,17 @@ class Directory:
     # -- relations -------------------------------------------------------------------------------
 
     def grant(self, relation: Relation, *, actor: str | None, now: float) -> Relation:
-        """Store a relation; an empty id gets a new one and ``valid_from`` 0 becomes ``now``.
+        """Store a relation; an empty id gets a new one, ``valid_from`` 0 becomes ``now`` and
+        ``granted_by`` defaults to the actor.
 
         A resident holds at most one active relation of a kind to a thing.
         """
-        relation = replace(relation, id=relation.id or new_id(), valid_from=relation.valid_from or now)
+        relation = replace(
+            relation,
+            id=relation.id or new_id(),
+            valid_from=relation.valid_from or now,
+            granted_by=relation.granted_by or actor,
+        )
         with self._tx() as conn:
             self._require_resident(conn, relation.resident)
             self._require_thing(conn, relation.thing)
@@ -636,7 +642,7 @@ class Directory:
                 raise DirectoryError("unknown_loan", f"no loan with id {loan_id}")
             # ON CONFLICT DO NOTHING: of two hubs recording at once, exactly one gets True
             insert = self.store._insert(n).values(loan_id=loan_id, kind=kind, sent_at=now)
-            return conn.execute(insert.on_conflict_do_nothing()).rowcount == 1
+            return conn.execute(insert.on_conflict_do_nothing().returning(n.c.kind)).first() is not None
 
     def sent_notices(self) -> set[tuple[str, str]]:
         n = tables.notices
