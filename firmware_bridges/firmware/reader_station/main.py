@@ -274,7 +274,7 @@ class Pn532Reader:
         self._next = pn532.SAM_CONFIGURATION
         self._pending = None
         self._acked = False
-        self._since = clock.ticks_ms()
+        self._since = None  # when the pending command was sent (or ACKed), or the last one ended
         self._wait_ms = 0
         self._failures = 0
         self._silence_logged = False
@@ -304,7 +304,7 @@ class Pn532Reader:
             limit = self.response_ms if self._acked else self.ack_ms
             if self._clock.elapsed_ms(self._since) > limit:
                 self._failed("timeout")
-        elif self._clock.elapsed_ms(self._since) >= self._wait_ms:
+        elif self._since is None or self._clock.elapsed_ms(self._since) >= self._wait_ms:
             self._send(self._next)
         return events
 
