@@ -171,11 +171,27 @@ def _mangled(frame: bytes) -> st.SearchStrategy[bytes]:
     )
 
 
+def _chip_frame(command: int, params: bytes) -> bytes:
+    body = bytes([0xD5, command]) + params
+    return b"\x00\x00\xff" + bytes([len(body), -len(body) & 0xFF]) + body + bytes([-sum(body) & 0xFF, 0])
+
+
+# Well-formed InListPassiveTarget answers with odd target data: NFCID lengths, counts, ATS bytes.
+target_answers = st.builds(
+    lambda count, sel_res, uid_len, rest: _chip_frame(0x4B, bytes([count, 1, 0, 4, sel_res, uid_len]) + rest),
+    st.integers(0, 3),
+    st.sampled_from([0x00, 0x08, 0x20, 0x28]),
+    st.sampled_from([0, 3, 4, 5, 7, 10, 11]),
+    st.binary(max_size=16),
+)
+
+
 def _streams(kind: str) -> st.SearchStrategy[bytes]:
     pieces = st.one_of(
         st.sampled_from(_real_frames(kind)),
         st.sampled_from(_real_frames(kind)).flatmap(_mangled),
         st.binary(max_size=30),
+        *([target_answers] if kind == "pn532" else []),
     )
     return st.lists(pieces, max_size=14).map(b"".join)
 
@@ -204,6 +220,23 @@ def test_firmware_parser_agrees_with_the_bridge_parser_on_random_streams(
     bridge = _without_noise(_bridge_events(kind, stream))
     assert _without_noise(FW_PARSERS[kind]().feed(stream)) == bridge
     assert _without_noise(_feed_in_chunks(kind, stream, sizes)) == bridge
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    count=st.integers(0, 3),
+    sel_res=st.sampled_from([0x00, 0x08, 0x20, 0x28]),
+    uid_len=st.integers(0, 11),
+    rest=st.binary(max_size=24),
+)
+def test_firmware_and_bridge_read_the_same_tags_from_any_target_data(
+    count: int, sel_res: int, uid_len: int, rest: bytes
+) -> None:
+    params = bytes([count, 1, 0, 4, sel_res, uid_len]) + rest
+    bridge = [
+        ("tag", e.id) if isinstance(e, Tag) else ("reject", e.reason) for e in pn532.targets_106a(params)
+    ]
+    assert fw_pn532.targets_106a(params) == bridge
 
 
 @pytest.mark.parametrize("kind", ["rdm6300", "pn532"])
