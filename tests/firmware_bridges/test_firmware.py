@@ -774,3 +774,13 @@ def test_build_wires_uart2_at_the_reader_baud_the_watchdog_and_station_wifi(
     rdm = main.build(main.Settings(_config(WATCHDOG_MS=0)))
     assert rdm.reader._uart.kwargs["baudrate"] == 9600
     assert rdm.watchdog is None
+
+
+def test_example_config_has_no_usable_password_and_is_valid_once_one_is_set(station_module) -> None:
+    example = _load("config.example", "reader_station_config_example")
+    with pytest.raises(station_module.main.ConfigError, match="MQTT_PASSWORD"):
+        station_module.main.Settings(example)
+    example.MQTT_PASSWORD = "made-at-set-up"
+    settings = station_module.main.Settings(example)
+    assert settings.scan_topic == f"neighborhood/readers/{example.READER_ID}/scan"
+    assert (settings.uart_id, settings.uart_rx, settings.uart_tx) == (2, 16, 17)
