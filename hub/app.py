@@ -26,10 +26,13 @@ from hub import __version__
 from hub.config import HubConfig, resolve_secrets
 from hub.domain.events import Availability, Ignored, Reading, Rejected, Scan
 from hub.domain.livestate import LiveState
+from hub.domain.readers import ReaderMode
 from hub.ingest.native import NativeDecoder
 from hub.ingest.router import Router
+from hub.loans import LendingDesk
 from hub.mqtt.client import AckToken, BrokerAddress, Inbound, MqttConnection
 from hub.mqtt.embedded import EmbeddedBroker
+from hub.storage.directory import Directory
 from hub.storage.embedded import EmbeddedSink
 from hub.storage.influx import InfluxV1Sink, InfluxV2Sink
 from hub.storage.recorder import Recorder
@@ -117,6 +120,18 @@ class Hub:
             max_pending=max(config.timeseries.batch_size * 4, config.ingest.queue_size),
         )
         self.writer = StoreWriter(self.store, self.live, self.telemetry)
+        self.directory = Directory(self.store)
+        lend = config.lending
+        self.desk = LendingDesk(
+            self.directory,
+            self._publish,
+            self.telemetry,
+            base_topic=config.mqtt.base_topic,
+            readers={reader: ReaderMode(mode) for reader, mode in lend.readers.items()},
+            default_mode=ReaderMode(lend.default_mode),
+            remind_before_s=lend.remind_before_hours * 3600,
+            escalate_after_s=lend.escalate_after_days * 86400,
+        )
         self.recorder.before_ack = self.writer.commit_scans
         t = self.telemetry
         t.gauge("hub_ingest_queue_depth", "Messages waiting for the ingest worker", self.queue.qsize)
@@ -147,6 +162,7 @@ class Hub:
         self._worker.start()
         self.mqtt = self._connect_mqtt()
         self.mqtt.start()
+        self.desk.start()
         if self.config.web.enabled:
             ctx = WebContext(
                 live=self.live, telemetry=self.telemetry, health=self.health, version=__version__
@@ -195,15 +211,20 @@ class Hub:
         )
 
     def stop(self) -> None:
-        """Stop receiving, drain the queue, store what is pending, then close everything."""
-        if self.mqtt is not None:
-            self.mqtt.stop()
+        """Stop taking messages, store what was taken and acknowledge it while still connected, then close.
+
+        Messages arriving during the stop are left unacknowledged: the broker delivers them again to the
+        next run, and nothing processed is delivered twice.
+        """
+        self._running = False
         if self._worker is not None:
             self.queue.put(_STOP)
             self._worker.join(10)
-        self._running = False
         self.recorder.stop()
         self.writer.stop()
+        self.desk.stop()
+        if self.mqtt is not None:
+            self.mqtt.stop()
         if self._web is not None:
             self._web.stop()
         if self.broker is not None:
@@ -216,6 +237,8 @@ class Hub:
     # -- the hot path ---------------------------------------------------------------------------------
     def _deliver(self, message: Inbound) -> None:
         """Called on the MQTT thread. QoS 0 is dropped when full; QoS 1 waits (the broker holds the rest)."""
+        if not self._running:
+            return  # stopping: unacknowledged, so the broker redelivers it to the next run
         if message.token is None:
             try:
                 self.queue.put_nowait(message)
@@ -253,7 +276,9 @@ class Hub:
             elif isinstance(event, Availability):
                 self.live.apply_availability(event, message.received)
             elif isinstance(event, Scan):
-                self.writer.add_scan(self.live.record_scan(event, message.received))
+                record = self.live.record_scan(event, message.received)
+                self.writer.add_scan(record)
+                self.desk.submit_scan(record)
                 t.scans.inc()
             elif isinstance(event, Rejected):
                 self._rejected(event)
@@ -262,6 +287,10 @@ class Hub:
         ack = self._acker(message.token) if message.token is not None else None
         if points or ack is not None:
             self.recorder.submit(points, ack)
+
+    def _publish(self, topic: str, payload: str, qos: int, retain: bool) -> None:
+        if self.mqtt is not None:
+            self.mqtt.publish(topic, payload, qos, retain)
 
     def _acker(self, token: AckToken) -> Callable[[], None]:
         mqtt = self.mqtt

@@ -107,6 +107,15 @@ class IngestConfig(_Section):
     queue_size: int = Field(20000, ge=10)
 
 
+class LendingConfig(_Section):
+    #: reader id → lend (card then tool checks out; a tool that is out, tapped, is returned),
+    #: return_only or checkout_only. Readers not listed use default_mode.
+    readers: dict[str, Literal["lend", "return_only", "checkout_only"]] = {}
+    default_mode: Literal["lend", "return_only", "checkout_only"] = "lend"
+    remind_before_hours: float = Field(24.0, gt=0)
+    escalate_after_days: float = Field(3.0, gt=0)
+
+
 class LogConfig(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -117,6 +126,7 @@ class HubConfig(_Section):
     storage: StorageConfig = StorageConfig()
     web: WebConfig = WebConfig()
     ingest: IngestConfig = IngestConfig()
+    lending: LendingConfig = LendingConfig()
     log: LogConfig = LogConfig()
 
 

@@ -487,3 +487,40 @@ def test_broker_restart_reconnects_and_resubscribes(
         assert hub.mqtt.connects == 2
     finally:
         hub.stop()
+
+
+def test_a_clean_stop_acknowledges_what_it_stored_so_nothing_is_delivered_twice(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    """Readings without a device time get the arrival time: a redelivery would store them twice."""
+    config = HubConfig.model_validate(
+        {
+            "mqtt": {"url": mosquitto.url, "client_id": "hub-clean-stop"},
+            "timeseries": {"kind": "embedded", "flush_interval": 5},  # acks wait for the batch
+            "storage": {"path": str(tmp_path / "data")},
+            "web": {"enabled": False},
+        }
+    )
+    hub = Hub(config, env={})
+    hub.start()
+    assert hub.mqtt is not None and hub.mqtt.wait_connected(10)
+    client = publisher(mosquitto)
+    for i in range(50):
+        client.publish(
+            "neighborhood/things/no-clock/state", json.dumps({"noise": 40 + i}), qos=1
+        ).wait_for_publish(5)
+    client.disconnect()
+    client.loop_stop()
+    wait_for(lambda: hub.telemetry.value("hub_messages_received_total") >= 50, 10, "50 messages received")
+    assert hub.telemetry.value("hub_points_stored_total") == 0  # still waiting for their batch
+    hub.stop()
+
+    again = Hub(config, env={})
+    again.start()
+    try:
+        assert again.mqtt is not None and again.mqtt.wait_connected(10)
+        time.sleep(2)
+        assert again.telemetry.value("hub_messages_received_total") == 0
+        assert again.sink.count("no-clock") == 50  # type: ignore[union-attr]
+    finally:
+        again.stop()
