@@ -176,14 +176,29 @@ def _chip_frame(command: int, params: bytes) -> bytes:
     return b"\x00\x00\xff" + bytes([len(body), -len(body) & 0xFF]) + body + bytes([-sum(body) & 0xFF, 0])
 
 
-# Well-formed InListPassiveTarget answers with odd target data: NFCID lengths, counts, ATS bytes.
-target_answers = st.builds(
-    lambda count, sel_res, uid_len, rest: _chip_frame(0x4B, bytes([count, 1, 0, 4, sel_res, uid_len]) + rest),
+def _one_target(sel_res: int, uid: bytes, ats: bytes, tag_len_off: int) -> bytes:
+    return bytes([1, 0x00, 0x04, sel_res, max(0, len(uid) + tag_len_off)]) + uid + ats
+
+
+# InListPassiveTarget data near the valid: real NFCID lengths and odd ones, ATS bytes right or wrong.
+target_params = st.builds(
+    lambda count, targets, tail: bytes([count]) + b"".join(targets) + tail,
     st.integers(0, 3),
-    st.sampled_from([0x00, 0x08, 0x20, 0x28]),
-    st.sampled_from([0, 3, 4, 5, 7, 10, 11]),
-    st.binary(max_size=16),
+    st.lists(
+        st.builds(
+            _one_target,
+            st.sampled_from([0x00, 0x08, 0x20, 0x28]),
+            st.one_of(st.sampled_from([4, 7, 10]), st.integers(0, 11)).flatmap(
+                lambda n: st.binary(min_size=n, max_size=n)
+            ),
+            st.one_of(st.just(b""), st.binary(max_size=6).map(lambda b: bytes([len(b) + 1]) + b)),
+            st.sampled_from([0, 0, 0, -1, 1]),
+        ),
+        max_size=3,
+    ),
+    st.binary(max_size=3),
 )
+target_answers = target_params.map(lambda params: _chip_frame(0x4B, params))
 
 
 def _streams(kind: str) -> st.SearchStrategy[bytes]:
@@ -223,16 +238,8 @@ def test_firmware_parser_agrees_with_the_bridge_parser_on_random_streams(
 
 
 @settings(max_examples=500, deadline=None)
-@given(
-    count=st.integers(0, 3),
-    sel_res=st.sampled_from([0x00, 0x08, 0x20, 0x28]),
-    uid_len=st.integers(0, 11),
-    rest=st.binary(max_size=24),
-)
-def test_firmware_and_bridge_read_the_same_tags_from_any_target_data(
-    count: int, sel_res: int, uid_len: int, rest: bytes
-) -> None:
-    params = bytes([count, 1, 0, 4, sel_res, uid_len]) + rest
+@given(params=target_params)
+def test_firmware_and_bridge_read_the_same_tags_from_any_target_data(params: bytes) -> None:
     bridge = [
         ("tag", e.id) if isinstance(e, Tag) else ("reject", e.reason) for e in pn532.targets_106a(params)
     ]

@@ -180,7 +180,7 @@ def targets_106a(params):
         if sel_res & 0x20:  # ISO/IEC 14443-4 card: an ATS follows, its first byte counts itself
             if len(params) <= pos or params[pos] == 0 or len(params) < pos + params[pos]:
                 out.append((REJECT, "bad_target_data"))
-            return out
+                return out
             pos += params[pos]
         out.append((TAG, "".join([f"{b:02X}" for b in uid])))
     return out
