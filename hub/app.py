@@ -32,6 +32,7 @@ from hub.ingest.router import Router
 from hub.loans import LendingDesk
 from hub.mqtt.client import AckToken, BrokerAddress, Inbound, MqttConnection
 from hub.mqtt.embedded import EmbeddedBroker
+from hub.storage.catalog import Catalog
 from hub.storage.directory import Directory
 from hub.storage.embedded import EmbeddedSink
 from hub.storage.influx import InfluxV1Sink, InfluxV2Sink
@@ -121,6 +122,7 @@ class Hub:
         )
         self.writer = StoreWriter(self.store, self.live, self.telemetry)
         self.directory = Directory(self.store)
+        self.catalog = Catalog(self.directory)
         lend = config.lending
         self.desk = LendingDesk(
             self.directory,
@@ -165,7 +167,11 @@ class Hub:
         self.desk.start()
         if self.config.web.enabled:
             ctx = WebContext(
-                live=self.live, telemetry=self.telemetry, health=self.health, version=__version__
+                live=self.live,
+                catalog=self.catalog,
+                telemetry=self.telemetry,
+                health=self.health,
+                version=__version__,
             )
             self._web = WebServer(
                 create_app(ctx),

@@ -9,11 +9,59 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 from hub.app import Hub
 from hub.config import HubConfig
-from hub.simulator import Simulator
+from hub.domain.model import LendPolicy, Relation, RelationKind, Role, Share, Thing, Visibility
+from hub.simulator import CARDS, TOOLS, Simulator
+from hub.storage.directory import Directory
+
+#: the demo neighborhood: (thing id, name, kind, owner, what the kiosk may see of its readings)
+DEMO_THINGS = [
+    ("air-quality-courtyard", "Air quality, courtyard", "sensor", "ada", Share.FULL),
+    ("noise-playground", "Noise, playground", "sensor", "ada", Share.FULL),
+    ("flood-basement", "Flood sensor, basement", "sensor", "ada", Share.DERIVED),  # leak yes/no only
+    ("washing-machine-basement", "Washing machine, basement", "device", "ada", Share.FULL),
+    ("drill-makita", "Cordless drill", "tool", "bruno", Share.FULL),
+    ("cargo-bike", "Cargo bike", "tool", "chen", Share.FULL),
+    ("hedge-trimmer", "Hedge trimmer", "tool", "chen", Share.FULL),
+    ("workshop-reader", "Tag reader, workshop", "reader", "ada", Share.FULL),
+]
+
+
+def seed_neighborhood(directory: Directory, now: float) -> None:
+    """Residents, things, tags and lending offers for the demo (once: a second run keeps its data)."""
+    if directory.residents():
+        return
+    ada = directory.bootstrap_admin("ada", now=now)
+    people = {"ada": ada}
+    for name, role in (("bruno", Role.RESIDENT), ("chen", Role.STEWARD), ("dee", Role.RESIDENT)):
+        people[name] = directory.add_resident(name, role=role, actor=ada.id, now=now)
+    for card, name in zip(CARDS, ("dee", "bruno"), strict=True):
+        directory.add_card(people[name].id, card, actor=people[name].id, now=now)
+    for thing_id, name, kind, owner, share in DEMO_THINGS:
+        derived = ("water_leak",) if share is Share.DERIVED else ()
+        thing = Thing(
+            id=thing_id,
+            name=name,
+            kind=kind,
+            visibility=Visibility.PUBLIC,
+            watcher_share=share,
+            derived_from=derived,
+        )
+        directory.create_thing(thing, owner=people[owner].id, actor=people[owner].id, now=now)
+        if thing_id in TOOLS:
+            directory.attach_tag(thing_id, TOOLS[thing_id], actor=people[owner].id, now=now)
+            lends = Relation(
+                id="",
+                resident=people[owner].id,
+                thing=thing_id,
+                kind=RelationKind.LENDS,
+                policy=LendPolicy(loan_days=3),
+            )
+            directory.grant(lends, actor=people[owner].id, now=now)
 
 
 def demo_config(directory: Path, port: int = 8080) -> HubConfig:
@@ -29,6 +77,8 @@ def demo_config(directory: Path, port: int = 8080) -> HubConfig:
 
 def run_demo(directory: Path, port: int = 8080) -> int:
     hub = Hub(demo_config(directory, port), env={}, web_try_next_ports=20)
+    hub.store.migrate()
+    seed_neighborhood(hub.directory, time.time())
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

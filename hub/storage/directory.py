@@ -452,6 +452,13 @@ class Directory:
             found = conn.execute(sa.select(t.c.thing_id).where(t.c.tag == normalise_tag(tag))).scalar()
         return None if found is None else str(found)
 
+    def thing_tags(self) -> dict[str, str]:
+        """tag → thing id for every tag attached to a thing (cards are not included)."""
+        t = tables.tags
+        with self._read() as conn:
+            rows = conn.execute(sa.select(t.c.tag, t.c.thing_id).where(t.c.thing_id.is_not(None))).all()
+        return {str(tag): str(thing) for tag, thing in rows}
+
     def retire_thing(self, thing_id: str, *, actor: str | None, now: float) -> None:
         """Mark a thing retired; its relations, loans and history stay."""
         t = tables.things
@@ -540,6 +547,10 @@ class Directory:
     ) -> list[Relation]:
         """A resident's relations (only those active at ``now`` unless asked), oldest first."""
         return self._relations(tables.relations.c.resident_id == resident_id, include_inactive, now, kinds)
+
+    def all_relations(self, *, now: float) -> list[Relation]:
+        """Every relation active at ``now`` (one query, for read caches such as the catalog)."""
+        return self._relations(sa.true(), False, now, None)
 
     # -- loans -----------------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ import pytest
 
 from hub.domain.events import Availability, Reading, Scan
 from hub.domain.livestate import LiveState
+from hub.domain.model import Relation, Thing, Visibility
 from hub.telemetry import Telemetry
 from hub.web import WebContext, WebServer, create_app
 
@@ -39,6 +40,29 @@ def live() -> LiveState:
     state.apply_availability(Availability("washer", "tasmota", online=False), at=NOW - 300)
     state.record_scan(Scan("shed-door", "native", "01000734E0"), at=NOW - 60)
     return state
+
+
+class OpenCatalog:
+    """Every thing the live state knows is registered as public, fully shared; tags name things."""
+
+    def __init__(self, tags: dict[str, str] | None = None, private: set[str] | None = None) -> None:
+        self.tags = tags or {}
+        self.private = private or set()
+
+    def thing(self, thing_id: str) -> Thing | None:
+        visibility = Visibility.PRIVATE if thing_id in self.private else Visibility.PUBLIC
+        return Thing(id=thing_id, name=thing_id, visibility=visibility)
+
+    def relations(self, thing_id: str) -> list[Relation]:
+        return []
+
+    def thing_by_tag(self, tag: str) -> str | None:
+        return self.tags.get(tag)
+
+
+@pytest.fixture
+def catalog() -> OpenCatalog:
+    return OpenCatalog(tags={"01000734E0": "shed-drill"})
 
 
 @pytest.fixture
@@ -67,8 +91,10 @@ def health() -> Health:
 
 
 @pytest.fixture
-def ctx(live: LiveState, telemetry: Telemetry, health: Health) -> WebContext:
-    return WebContext(live=live, telemetry=telemetry, health=health, version="9.8.7", clock=lambda: NOW)
+def ctx(live: LiveState, catalog: OpenCatalog, telemetry: Telemetry, health: Health) -> WebContext:
+    return WebContext(
+        live=live, catalog=catalog, telemetry=telemetry, health=health, version="9.8.7", clock=lambda: NOW
+    )
 
 
 @pytest.fixture

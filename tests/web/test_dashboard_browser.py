@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
+from conftest import OpenCatalog
 from playwright.sync_api import Browser, expect, sync_playwright
 
 from hub.domain.events import Reading
@@ -40,7 +41,7 @@ def test_new_reading_appears_live_without_reload(
     browser: Browser, live: LiveState, telemetry, health, start_server: Callable[..., WebServer]
 ) -> None:
     # The real clock here: the browser ticks "last seen" against it.
-    ctx = WebContext(live=live, telemetry=telemetry, health=health, version="9.8.7")
+    ctx = WebContext(live=live, catalog=OpenCatalog(), telemetry=telemetry, health=health, version="9.8.7")
     server = start_server(ctx)
     page = browser.new_page()
     errors: list[str] = []

@@ -6,11 +6,13 @@ import re
 from collections.abc import Callable
 
 import httpx
+from conftest import OpenCatalog
 
 from hub.domain.events import Reading, Scan
 from hub.domain.livestate import LiveState
 from hub.telemetry import Telemetry
 from hub.web import WebContext, WebServer
+from hub.web.grading import HIDDEN_TAG
 
 
 def row(html: str, thing: str) -> str:
@@ -46,12 +48,35 @@ def test_online_badge_and_last_seen_age(http: httpx.Client) -> None:
     assert ">5 min ago</time>" in row(html, "washer")
 
 
-def test_recent_scans_newest_first(http: httpx.Client, live: LiveState, now: float) -> None:
-    live.record_scan(Scan("workshop", "native", "C2994A1B", time=now - 5), at=now - 5)
+def test_recent_scans_newest_first_naming_things_never_card_ids(
+    http: httpx.Client, live: LiveState, now: float
+) -> None:
+    live.record_scan(Scan("workshop", "native", "C2994A1B", time=now - 5), at=now - 5)  # a resident's card
     html = http.get("/").text
     scans = html[html.index('id="scans"') :]
-    assert scans.index("C2994A1B") < scans.index("01000734E0")
+    assert scans.index(HIDDEN_TAG) < scans.index("shed-drill")  # the tool's tag is shown as the tool
     assert '<td data-label="Reader">workshop</td>' in scans
+    assert "C2994A1B" not in html and "01000734E0" not in html
+
+
+def test_private_and_unclaimed_things_are_not_on_the_kiosk(
+    ctx: WebContext, live: LiveState, telemetry: Telemetry, start_server: Callable[..., WebServer]
+) -> None:
+    live.apply_reading(Reading("basement-humidity", "native", {"humidity": 81.0}), at=1)
+    private = WebContext(
+        live=live,
+        catalog=OpenCatalog(private={"basement-humidity"}),
+        telemetry=telemetry,
+        health=ctx.health,
+        version="1",
+    )
+    server = start_server(private)
+    assert "basement-humidity" not in httpx.get(f"{server.url}/").text
+    assert "basement-humidity" not in httpx.get(f"{server.url}/api/v1/things").text
+    missing = httpx.get(f"{server.url}/api/v1/things/no-such-thing")
+    hidden = httpx.get(f"{server.url}/api/v1/things/basement-humidity")
+    assert hidden.status_code == missing.status_code == 404
+    assert "cellar-flood" in httpx.get(f"{server.url}/api/v1/things").text
 
 
 def test_status_line_counts_messages_stored_and_rejected(http: httpx.Client, telemetry: Telemetry) -> None:
@@ -85,7 +110,9 @@ def test_page_loads_only_assets_the_hub_serves(http: httpx.Client) -> None:
 def test_empty_hub_says_nothing_has_reported(
     ctx: WebContext, telemetry: Telemetry, start_server: Callable[..., WebServer]
 ) -> None:
-    empty = WebContext(live=LiveState(), telemetry=telemetry, health=ctx.health, version="1")
+    empty = WebContext(
+        live=LiveState(), catalog=ctx.catalog, telemetry=telemetry, health=ctx.health, version="1"
+    )
     html = httpx.get(f"{start_server(empty).url}/").text
     assert '<p id="no-things" class="empty">No things have reported yet.</p>' in html
     assert '<p id="no-scans" class="empty">No tags scanned yet.</p>' in html

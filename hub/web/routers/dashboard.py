@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
 from hub.web import display
-from hub.web.context import WebContext, get_context
+from hub.web.context import WebContext, get_context, kiosk_view
 
 router = APIRouter(tags=["dashboard"])
 
@@ -25,7 +25,8 @@ SCANS_SHOWN = 20
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
 def dashboard(request: Request, ctx: Annotated[WebContext, Depends(get_context)]) -> HTMLResponse:
     now = ctx.clock()
-    version, states = ctx.live.snapshot(0)
+    view = kiosk_view(ctx)
+    version, states = view.things(0)
     return request.app.state.templates.TemplateResponse(
         request,
         "dashboard.html",
@@ -34,7 +35,7 @@ def dashboard(request: Request, ctx: Annotated[WebContext, Depends(get_context)]
             "version": version,
             "now": now,
             "things": [display.thing_view(s, now) for s in states],
-            "scans": [display.scan_view(s, now) for s in ctx.live.recent_scans(SCANS_SHOWN)],
+            "scans": [display.scan_view(s, now) for s in view.scans(SCANS_SHOWN)],
             "status": display.status_view(ctx.telemetry),
         },
         headers=SECURITY_HEADERS,

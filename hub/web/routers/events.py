@@ -19,7 +19,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
 from hub.web import display
-from hub.web.context import WebContext, get_context
+from hub.web.context import WebContext, get_context, kiosk_view
 from hub.web.routers.dashboard import SCANS_SHOWN
 
 log = logging.getLogger(__name__)
@@ -60,13 +60,14 @@ async def _stream(
     scans: list[dict[str, Any]] | None = None
     status: dict[str, int] | None = None
     last_sent = time.monotonic()
+    view = kiosk_view(ctx)
     yield "retry: 3000\n\n"
     try:
         # Bounded by the client (disconnect) and by the server (closing is set when it stops).
         while not closing.is_set() and not await request.is_disconnected():
             now = ctx.clock()
             chunk = ""
-            version_now, changed = ctx.live.snapshot(version)
+            version_now, changed = view.things(version)
             if changed:
                 payload = {
                     "version": version_now,
@@ -75,7 +76,7 @@ async def _stream(
                 }
                 chunk += _event("things", payload, event_id=version_now)
             if version_now != version or scans is None:
-                fresh = [display.scan_view(s, now) for s in ctx.live.recent_scans(SCANS_SHOWN)]
+                fresh = [display.scan_view(s, now) for s in view.scans(SCANS_SHOWN)]
                 if fresh != scans:
                     chunk += _event("scans", {"scans": fresh})
                     scans = fresh
