@@ -17,6 +17,7 @@ from typing import IO, Any
 from hub import __version__
 from hub.config import ConfigError, HubConfig, load_config
 from hub.domain.events import Availability, Discovery, Event, Ignored, Reading, Rejected, Scan
+from hub.people_cli import CommandError, add_people_commands
 
 
 def setup_logging(level: str = "info") -> None:
@@ -178,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="FILE", help="take the base topic and limits from this config")
     p.add_argument("--base-topic", help="the hub's base topic (default neighborhood)")
     p.set_defaults(func=cmd_decode)
+
+    add_people_commands(sub)
     return parser
 
 
@@ -187,6 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except ConfigError as exc:
+        print(f"hub: {exc}", file=sys.stderr)
+        return 1
+    except CommandError as exc:
         print(f"hub: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
