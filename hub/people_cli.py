@@ -352,9 +352,9 @@ def cmd_resident_erase(args: argparse.Namespace, s: Session) -> int:
     ]
     print(f"erased {resident.pseudonym}: now {erased.pseudonym}")
     print(f"removed: {', '.join(x for x in removed if x)}; ended {_plural(len(ended), 'relation')}")
+    kept = f"{_plural(len(loans), 'loan')}, {_plural(len(vouches), 'vouch', 'vouches')} received"
     print(
-        f"kept, anonymised: {_plural(len(loans), 'loan')}, {_plural(len(vouches), 'vouch', 'vouches')} received, "
-        "and the audit log with the old pseudonym, real name and contacts cut out"
+        f"kept, anonymised: {kept}, and the audit log with the old pseudonym, real name and contacts cut out"
     )
     if not cleared:
         print(
