@@ -329,7 +329,9 @@ def _confirm_erase(pseudonym: str, yes: bool) -> None:
 
 
 def cmd_resident_erase(args: argparse.Namespace, s: Session) -> int:
-    resident = s.actor(args.pseudonym)
+    resident = s.resident(args.pseudonym)
+    if resident.erased:
+        raise CommandError(f"{resident.pseudonym} was already erased")
     actor = s.actor(args.actor) if args.actor else None
     if actor is not None and actor.id != resident.id and actor.role is not Role.ADMIN:
         raise CommandError(f"only {resident.pseudonym} themself or an admin may erase {resident.pseudonym}")

@@ -313,9 +313,14 @@ def test_erase_clears_personal_data_from_the_wal_while_a_hub_holds_the_store_ope
         held.close()
 
 
-def test_erase_by_another_resident_is_refused(hub: Hub) -> None:
+def test_erase_by_another_resident_is_refused_and_erasing_twice_says_so(hub: Hub) -> None:
     neighborhood(hub)
     assert "themself or an admin" in hub.fails("resident", "erase", PSEUDONYM, "--yes", "--as", "bob")
+    hub.ok("resident", "erase", PSEUDONYM, "--yes", "--as", PSEUDONYM)
+    assert "former-neighbor-1 was already erased" in hub.fails(
+        "resident", "erase", "former-neighbor-1", "--yes"
+    )
+    assert "was erased and can no longer act" in hub.fails("resident", "invite", "--as", "former-neighbor-1")
 
 
 def test_card_is_linked_normalised_and_cannot_be_shared(hub: Hub, store: Store) -> None:
