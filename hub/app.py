@@ -278,6 +278,9 @@ class Hub:
                 self.live.apply_reading(event, message.received)
                 at = event.time if event.time is not None else message.received
                 points.append(Point(event.thing, event.source, event.values, int(at * 1e9)))
+                power = event.values.get("power")
+                if power is not None:
+                    self.desk.observe_power(event.thing, float(power), at)
                 t.readings.labels(event.source).inc()
             elif isinstance(event, Availability):
                 self.live.apply_availability(event, message.received)

@@ -22,7 +22,7 @@ from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from hub.domain import lending
+from hub.domain import lending, maintenance
 from hub.domain.livestate import ScanRecord
 from hub.domain.model import Action, Loan, LoanState, Relation, RelationKind, Resident, Thing
 from hub.domain.permissions import may
@@ -95,16 +95,20 @@ class LendingDesk:
         self.stewards_of: Callable[[str], list[str]] = self._stewards
         self.remind_before_s = remind_before_s
         self.escalate_after_s = escalate_after_s
+        # running hours measured from power readings, for things with a maintenance plan
+        self._metered: set[str] = set()
+        self._last_power: dict[str, tuple[float, float]] = {}
+        self._usage_s: dict[str, float] = {}
+        self._usage_lock = threading.Lock()
 
     # -- life -----------------------------------------------------------------------------------------
     def start(self) -> None:
         self.scheduler = BackgroundScheduler(timezone=UTC)
         self.scheduler.start()
         self.run_due()
+        self.check_maintenance()
         self.reschedule()
-        for thing in self.directory.things():
-            if self._lends(thing.id) is not None:
-                self.publish_custody(thing.id)
+        self.publish_all_custody()
         self._thread = threading.Thread(target=self._scan_loop, name="lending-desk", daemon=True)
         self._thread.start()
 
@@ -425,7 +429,63 @@ class LendingDesk:
 
     def _resync(self) -> None:
         self.run_due()
+        self.check_maintenance()
         self.reschedule()
+        self.publish_all_custody()  # an erased borrower's pseudonym leaves the broker within a minute
+
+    def publish_all_custody(self) -> None:
+        for thing in self.directory.things():
+            if self._lends(thing.id) is not None:
+                self.publish_custody(thing.id)
+
+    # -- maintenance ----------------------------------------------------------------------------------
+    def observe_power(self, thing: str, watts: float, at: float) -> None:
+        """From the ingest worker, for readings with ``power``: counts running time (no I/O)."""
+        if thing not in self._metered:
+            return
+        with self._usage_lock:
+            last = self._last_power.get(thing)
+            self._last_power[thing] = (at, watts)
+            if last is not None and at > last[0] and last[1] > maintenance.RUNNING_W:
+                # each reading counts until the next one, but never across a long gap (device off)
+                self._usage_s[thing] = self._usage_s.get(thing, 0.0) + min(
+                    at - last[0], maintenance.MAX_GAP_S
+                )
+
+    def check_maintenance(self) -> list[tuple[str, str]]:
+        """Store measured usage, then tell owners and stewards of maintenance that has come due (once)."""
+        now = self.clock()
+        with self._usage_lock:
+            usage, self._usage_s = self._usage_s, {}
+        for thing, seconds in usage.items():
+            self.directory.add_usage(thing, seconds / 3600.0)
+        told: list[tuple[str, str]] = []
+        plans = self.directory.maintenance_plans()
+        self._metered = {p.thing for p in plans if p.every_hours_used}
+        for stored in plans:
+            plan = maintenance.MaintenancePlan(
+                stored.thing,
+                stored.every_days,
+                stored.every_hours_used,
+                stored.last_done_at or 0.0,
+                stored.last_done_hours or 0.0,
+            )
+            due = maintenance.due(plan, now, stored.hours_used)
+            if due is None:
+                continue
+            if not self.directory.claim_maintenance_notice(stored.thing, plan.last_done):
+                continue  # already told for this interval
+            people = [
+                r.resident
+                for r in self.directory.relations_of_thing(stored.thing, now=now)
+                if r.kind in (RelationKind.OWNS, RelationKind.STEWARDS)
+            ]
+            body = {"kind": "maintenance_due", "thing": stored.thing, "text": due.explain(plan), "time": now}
+            for resident in people:
+                self.publish(f"{self.base}/notices/{resident}", json.dumps(body), 1, False)
+                told.append((resident, stored.thing))
+            log.info("maintenance due thing=%s told=%d", stored.thing, len(people))
+        return told
 
     def planned(self) -> list[tuple[str, float]]:
         """(job id, epoch seconds) of every scheduled notice, for the dashboard and tests."""

@@ -11,6 +11,8 @@ from typing import Final
 DAY_S: Final[float] = 86400.0
 #: A plug silent for longer than this is not assumed to have kept drawing power all along.
 MAX_GAP_S: Final[float] = 900.0
+#: A plug drawing more than this is running (standby draws less).
+RUNNING_W: Final[float] = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +75,10 @@ def next_due_at(plan: MaintenancePlan) -> float | None:
 
 
 def usage_hours(
-    power_samples: Sequence[tuple[float, float]], threshold_w: float = 5.0, *, max_gap_s: float = MAX_GAP_S
+    power_samples: Sequence[tuple[float, float]],
+    threshold_w: float = RUNNING_W,
+    *,
+    max_gap_s: float = MAX_GAP_S,
 ) -> float:
     """Hours a plug drew more than ``threshold_w``, from ``(time, watts)`` samples in any order.
 

@@ -73,6 +73,7 @@ class Maintenance:
     every_hours_used: float | None = None
     last_done_at: float | None = None
     last_done_hours: float | None = None  # the usage counter when it was last done
+    hours_used: float = 0.0  # running hours measured so far (from its power readings)
 
 
 def new_id() -> str:
@@ -754,6 +755,34 @@ class Directory:
         assert result is not None
         return result
 
+    def maintenance_plans(self) -> list[Maintenance]:
+        """Every thing's maintenance plan."""
+        m = tables.maintenance
+        with self._read() as conn:
+            return [_maintenance_row(row) for row in conn.execute(sa.select(m).order_by(m.c.thing_id))]
+
+    def add_usage(self, thing: str, hours: float) -> None:
+        """Add measured running hours to a thing's usage counter (a measurement: not audited)."""
+        m = tables.maintenance
+        with self._tx() as conn:
+            conn.execute(
+                sa.update(m)
+                .where(m.c.thing_id == thing)
+                .values(hours_used=sa.func.coalesce(m.c.hours_used, 0.0) + hours)
+            )
+
+    def claim_maintenance_notice(self, thing: str, last_done_at: float) -> bool:
+        """True for the first caller only, per maintenance interval: that one announces it is due."""
+        m = tables.maintenance
+        with self._tx() as conn:
+            result = conn.execute(
+                sa.update(m)
+                .where(m.c.thing_id == thing)
+                .where(sa.or_(m.c.notified_for.is_(None), m.c.notified_for != last_done_at))
+                .values(notified_for=last_done_at)
+            )
+        return bool(result.rowcount)
+
     # -- audit -----------------------------------------------------------------------------------
 
     def append_audit(self, entry: AuditEntry) -> None:
@@ -1039,12 +1068,21 @@ class Directory:
         row = conn.execute(sa.select(m).where(m.c.thing_id == thing)).first()
         if row is None:
             return None
-        return Maintenance(
-            row.thing_id, row.every_days, row.every_hours_used, row.last_done_at, row.last_done_hours
-        )
+        return _maintenance_row(row)
 
 
 # -- rows ↔ dataclasses ----------------------------------------------------------------------------
+
+
+def _maintenance_row(row: Any) -> Maintenance:
+    return Maintenance(
+        row.thing_id,
+        row.every_days,
+        row.every_hours_used,
+        row.last_done_at,
+        row.last_done_hours,
+        row.hours_used or 0.0,
+    )
 
 
 def _taken(pseudonym: str) -> DirectoryError:

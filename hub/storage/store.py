@@ -230,6 +230,8 @@ maintenance = sa.Table(
     sa.Column("every_hours_used", sa.Double),
     sa.Column("last_done_at", Time),
     sa.Column("last_done_hours", sa.Double),  # the usage counter when it was last done
+    sa.Column("hours_used", sa.Double),  # running hours measured from the thing's power readings
+    sa.Column("notified_for", sa.Double),  # the last_done_at whose coming due was already announced
 )
 
 # append-only: rows are never updated or deleted, except ``detail`` anonymised when a resident is erased

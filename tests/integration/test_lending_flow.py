@@ -260,3 +260,48 @@ def test_a_card_alone_then_an_unknown_tool_is_refused_and_nothing_goes_out(
         assert d.loans(thing="ladder") == []
     finally:
         hub.stop()
+
+
+def test_maintenance_comes_due_by_hours_measured_from_the_power_plug(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    clock = StepClock(time.time())
+    listener = Listener(mosquitto)
+    hub = start_hub(tmp_path, mosquitto, clock)
+    try:
+        d = hub.directory
+        now = clock()
+        ada = d.bootstrap_admin("ada", now=now)
+        d.create_thing(
+            Thing(id="washer", name="Washing machine", kind="device", visibility=Visibility.NEIGHBORS),
+            owner=ada.id,
+            actor=ada.id,
+            now=now,
+        )
+        d.set_maintenance("washer", None, 1.0, actor=ada.id, now=now)  # descale every hour of running
+        d.maintenance_done("washer", 0.0, actor=ada.id, now=now)
+        hub.desk.check_maintenance()  # learns which things are metered
+
+        client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv311)
+        client.connect(mosquitto.host, mosquitto.port)
+        client.loop_start()
+        start = now - 3 * 3600
+        # 70 minutes running at ~2 kW, a reading a minute, then standby
+        for minute in range(80):
+            watts = 2000.0 if minute < 70 else 0.8
+            body = {"power": watts, "time": start + minute * 60}
+            client.publish("neighborhood/things/washer/state", json.dumps(body), qos=1).wait_for_publish(5)
+        client.disconnect()
+        client.loop_stop()
+        wait_for(lambda: hub.telemetry.value("hub_messages_received_total") >= 80, 10, "80 power readings")
+
+        told = hub.desk.check_maintenance()
+        assert told == [(ada.id, "washer")]
+        notice = listener.wait(f"neighborhood/notices/{ada.id}", {"kind": "maintenance_due"})
+        assert notice["thing"] == "washer"
+        plan = d.maintenance("washer")
+        assert plan is not None and plan.hours_used == pytest.approx(70 / 60, abs=0.02)
+        assert hub.desk.check_maintenance() == []  # told once per interval
+    finally:
+        hub.stop()
+        listener.close()

@@ -138,6 +138,8 @@ def upgrade() -> None:
         sa.Column("every_hours_used", sa.Double),
         sa.Column("last_done_at", sa.Double),
         sa.Column("last_done_hours", sa.Double),
+        sa.Column("hours_used", sa.Double),
+        sa.Column("notified_for", sa.Double),
     )
     op.create_table(
         "audit",
