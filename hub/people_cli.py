@@ -876,7 +876,7 @@ def _thing_options(p: argparse.ArgumentParser, *, adding: bool) -> None:
 
 
 def add_people_commands(sub: Any) -> None:
-    """Add admin, resident, thing, relation and audit to the ``hub`` subcommands ``sub``."""
+    """Add admin, resident, thing, relation, audit, loan and waitlist to the ``hub`` subcommands ``sub``."""
     cfg = _config_parent()
 
     group = sub.add_parser("admin", help="the first admin").add_subparsers(
@@ -988,3 +988,8 @@ def add_people_commands(sub: Any) -> None:
     )
     p.add_argument("--limit", type=int, default=100, metavar="N", help="the newest N entries (default 100)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    # imported here: hub.loans_cli builds on this module's session and formatting
+    from hub.loans_cli import add_loan_commands
+
+    add_loan_commands(sub, cfg)
