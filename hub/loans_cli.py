@@ -185,6 +185,16 @@ def cmd_loan_out(args: argparse.Namespace, s: Session) -> int:
         loan = _desk(s).check_out(thing.id, borrower.id, reader=None, actor=borrower.id)
     except PermissionDenied as exc:
         raise _refused(s, exc, thing, borrower, "borrow") from exc
+    except LendingError as exc:
+        if exc.reason != "needs_approval":
+            raise
+        # the desk's words point at the web; here the request is made, or waits, at the console
+        waiting = s.directory.loans(thing=thing.id, borrower=borrower.id, states=(LoanState.REQUESTED,))
+        if waiting:
+            detail = f"the owner has not yet approved the request {waiting[0].id} of {thing.id}"
+            raise CommandError(f"{detail} (not_approved)") from exc
+        ask = f"request it first: hub loan reserve {thing.id} --as {borrower.pseudonym}"
+        raise CommandError(f"the owner approves each loan of {thing.id}; {ask} ({exc.reason})") from exc
     print(f"{loan.thing} is out to {borrower.pseudonym} on loan {loan.id}, due back {_iso(loan.due)}")
     print(f"note: {UNVERIFIED_OUT}")
     return 0
