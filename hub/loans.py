@@ -220,7 +220,8 @@ class LendingDesk:
         lends = self._lends(thing_id)
         if lends is None:
             raise lending.LendingError("not_lendable", f"{thing_id} is not offered for lending")
-        return lends, self.directory.loans(thing=thing_id, states=OPEN)
+        # BLOCKING includes lost loans: a lost thing is closed to new loans until it turns up
+        return lends, self.directory.loans(thing=thing_id, states=lending.BLOCKING)
 
     def reserve(
         self, borrower: str, thing_id: str, start: float | None = None, days: float | None = None
@@ -230,7 +231,6 @@ class LendingDesk:
         with self._lock:
             thing = self._thing(thing_id)
             lends, loans = self._lending_context(thing_id)
-            self._require(borrower, Action.RESERVE, thing)
             loan = lending.request(
                 _new_id(),
                 thing_id,
@@ -242,6 +242,7 @@ class LendingDesk:
                 tier(self.trust(borrower)),
                 days,
             )
+            self._require(borrower, Action.RESERVE, thing)  # the lending rules gave their reason first
             self.directory.save_loan(loan, actor=borrower, now=now, action=f"loan.{loan.state.value}")
         self.reschedule()
         return loan
@@ -281,7 +282,6 @@ class LendingDesk:
         with self._lock:
             thing = self._thing(thing_id)
             lends, loans = self._lending_context(thing_id)
-            self._require(borrower, Action.BORROW, thing)
             reserved = lending.reservation_to_collect(thing_id, borrower, loans, now)
             if reserved is not None:
                 loan = lending.check_out(reserved, now, reader, by=borrower, loans=loans)
@@ -289,6 +289,7 @@ class LendingDesk:
                 loan = lending.walk_up(
                     _new_id(), thing_id, lends, borrower, now, loans, tier(self.trust(borrower)), reader
                 )
+            self._require(borrower, Action.BORROW, thing)  # the lending rules gave their reason first
             self.directory.save_loan(loan, actor=actor, now=now, action="loan.out")
         self.publish_custody(thing_id)
         self.reschedule()
@@ -306,12 +307,28 @@ class LendingDesk:
                 raise lending.LendingError("not_out", f"{thing_id} is not out")
             loan = lending.check_in(loan, now, reader)
             self.directory.save_loan(loan, actor=actor, now=now, action="loan.return")
-            notices = lending.on_return(thing_id, self._waitlist(thing_id), now, loan_id=loan.id)
-        for notice in notices:
-            self._deliver(notice, loan)
+        self._tell_waitlist(thing_id)
         self.publish_custody(thing_id)
         self.reschedule()
         return loan
+
+    def _tell_waitlist(self, thing_id: str) -> list[lending.Notice]:
+        """Tell the first resident waiting that a returned thing is back (once per return)."""
+        now = self.clock()
+        with self._lock:
+            entries = self._waitlist(thing_id)
+            loans = self.directory.loans(thing=thing_id)
+            if not entries or lending.custody(thing_id, loans, now) is not None:
+                return []
+            returned = [loan for loan in loans if loan.state is LoanState.RETURNED and loan.returned_at]
+            if not returned:
+                return []
+            last = max(returned, key=lambda loan: loan.returned_at or 0.0)
+            notices = lending.on_return(thing_id, entries, now, loan_id=last.id)
+            notices = [n for n in notices if self.directory.record_notice(n.loan_id, n.kind, now=now)]
+        for notice in notices:
+            self._deliver(notice, last)
+        return notices
 
     def _waitlist(self, thing_id: str) -> list[lending.WaitEntry]:
         return [
@@ -429,6 +446,9 @@ class LendingDesk:
 
     def _resync(self) -> None:
         self.run_due()
+        for thing in self.directory.things():  # returns made by another process (the console)
+            if self.directory.waitlist(thing.id):
+                self._tell_waitlist(thing.id)
         self.check_maintenance()
         self.reschedule()
         self.publish_all_custody()  # an erased borrower's pseudonym leaves the broker within a minute

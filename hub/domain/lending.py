@@ -228,7 +228,7 @@ def walk_up(
     _check_eligible(policy, borrower, trust_tier, thing)
     if policy.needs_approval:
         raise LendingError(
-            "needs_approval", f"the owner approves each loan of {thing}: request it on the web first"
+            "needs_approval", f"the owner approves each loan of {thing}: reserve it first, then collect it"
         )
     _check_free(thing, now, end, loans, policy.buffer_hours, now)
     return Loan(
