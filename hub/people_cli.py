@@ -41,7 +41,7 @@ from hub.domain.model import (
     Visibility,
 )
 from hub.domain.permissions import may
-from hub.domain.privacy import coarse_location, location_for
+from hub.domain.privacy import coarse_location, contact_for, location_for
 from hub.domain.trust import TIER_NAMES, explain, tier, trust_record
 from hub.storage.directory import Directory, DirectoryError
 from hub.storage.store import Store, StoreError
@@ -603,6 +603,18 @@ def cmd_thing_show(args: argparse.Namespace, s: Session) -> int:
         if relation.policy is not None:
             line += f" ({_policy_words(relation.policy, names)})"
         print(f"relation:   {line}  [{relation.id}]")
+    if viewer is not None:  # contacts of the people behind the thing, as far as a relation discloses them
+        shown_for: set[str] = set()
+        for relation in relations:
+            if relation.kind in (RelationKind.OWNS, RelationKind.STEWARDS, RelationKind.LENDS) and (
+                relation.resident not in shown_for
+            ):
+                shown_for.add(relation.resident)
+                person = s.directory.resident(relation.resident)
+                contacts = contact_for(viewer, person, thing, relations, s.now) if person else ()
+                if contacts and person is not None and person.id != viewer.id:
+                    listed = ", ".join(f"{c.kind}: {c.value}" for c in contacts)
+                    print(f"contact:    {person.pseudonym}: {listed}")
     if viewer is None or may(viewer, Action.SEE_CUSTODY, thing, relations, s.now):
         loans = s.directory.loans(thing=thing.id, states=OPEN_LOANS)
         print(f"custody:    {_custody_line(loans, thing, names, s.now)}")

@@ -400,3 +400,20 @@ def test_changing_commands_say_the_running_hub_picks_them_up(capsys: pytest.Capt
         main(["loan", "out", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "within a minute" in text and "only returns scanned at a reader count for trust" in text
+
+
+def test_the_borrower_sees_the_lenders_contact_only_while_the_loan_runs(hub: Hub) -> None:
+    hub.ok("admin", "create", "root")
+    code = hub.ok("resident", "invite", "--as", "root").strip()
+    hub.ok("resident", "join", code, "wren", "--contact", "email:wren@example.org")
+    hub.join("bob", "carol")
+    hub.ok("thing", "add", "drill-1", "--name", "Cordless drill", "--kind", "tool", "--owner", "wren")
+    hub.ok("thing", "lend", "drill-1", "--as", "wren")
+    contact = "contact:    wren: email: wren@example.org"
+
+    assert contact not in hub.ok("thing", "show", "drill-1", "--as", "bob")
+    hub.ok("loan", "out", "drill-1", "--as", "bob")
+    assert contact in hub.ok("thing", "show", "drill-1", "--as", "bob")
+    assert contact not in hub.ok("thing", "show", "drill-1", "--as", "carol")  # no relation, no contact
+    hub.ok("loan", "return", "drill-1", "--as", "bob")
+    assert contact not in hub.ok("thing", "show", "drill-1", "--as", "bob")
