@@ -252,6 +252,133 @@ audit = sa.Table(
     sa.Index("audit_actor_time", "actor", "time"),
 )
 
+# -- web sign-in (0003) --------------------------------------------------------------------------------
+
+# one row per resident who set a password; kept apart from ``residents`` so erase removes it whole
+credentials = sa.Table(
+    "credentials",
+    metadata,
+    sa.Column("resident_id", sa.Text, sa.ForeignKey("residents.id"), primary_key=True),
+    sa.Column("password_hash", sa.Text, nullable=False),  # Argon2id, PHC string
+    sa.Column("updated_at", Time, nullable=False),
+)
+
+# browser sessions: the cookie carries a random token, the table only its SHA-256
+web_sessions = sa.Table(
+    "web_sessions",
+    metadata,
+    sa.Column("token_hash", sa.Text, primary_key=True),
+    sa.Column("resident_id", sa.Text, sa.ForeignKey("residents.id"), nullable=False),
+    sa.Column("csrf_token", sa.Text, nullable=False),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Column("last_seen", Time, nullable=False),
+    sa.Column("expires_at", Time, nullable=False),
+    sa.Index("web_sessions_resident", "resident_id"),
+)
+
+# personal access tokens for scripts and integrations (shown once; stored as SHA-256)
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("resident_id", sa.Text, sa.ForeignKey("residents.id"), nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("token_hash", sa.Text, nullable=False, unique=True),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Column("last_used", Time),
+    sa.Column("revoked_at", Time),
+    sa.Index("api_tokens_resident", "resident_id"),
+)
+
+# -- alerts (0003) ---------------------------------------------------------------------------------------
+
+# rules edited by owners and stewards (rules from the config file are not stored)
+alert_rules = sa.Table(
+    "alert_rules",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("thing_id", sa.Text, sa.ForeignKey("things.id")),  # NULL: every thing of ``kind``
+    sa.Column("kind", sa.Text, nullable=False),  # threshold, rate, boolean, stale, battery, overdue
+    sa.Column("params", sa.Text, nullable=False),  # JSON
+    sa.Column("severity", sa.Text, nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("created_by", sa.Text, sa.ForeignKey("residents.id")),
+    sa.Column("created_at", Time, nullable=False),
+)
+
+alerts = sa.Table(
+    "alerts",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("rule_id", sa.Text, nullable=False),
+    sa.Column("thing_id", sa.Text, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("severity", sa.Text, nullable=False),
+    sa.Column("state", sa.Text, nullable=False),  # active, acknowledged, claimed, cleared
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("value", sa.Double),
+    sa.Column("opened_at", Time, nullable=False),
+    sa.Column("updated_at", Time, nullable=False),
+    sa.Column("cleared_at", Time),
+    sa.Column("acknowledged_by", sa.Text),
+    sa.Column("acknowledged_at", Time),
+    sa.Column("claimed_by", sa.Text),
+    sa.Column("claimed_at", Time),
+    sa.Column("triggers", sa.Integer, nullable=False, server_default="1"),
+    sa.Index("alerts_thing_state", "thing_id", "state"),
+    sa.Index("alerts_rule_thing", "rule_id", "thing_id"),
+)
+
+# the alert's history: opened, re-triggered, acknowledged, claimed, reminded, cleared
+alert_events = sa.Table(
+    "alert_events",
+    metadata,
+    sa.Column(
+        "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True
+    ),
+    sa.Column("alert_id", sa.Text, sa.ForeignKey("alerts.id"), nullable=False),
+    sa.Column("time", Time, nullable=False),
+    sa.Column("actor", sa.Text),
+    sa.Column("action", sa.Text, nullable=False),
+    sa.Column("detail", sa.Text),  # JSON
+    sa.Index("alert_events_alert", "alert_id", "time"),
+)
+
+# where a resident wants to hear: apprise URLs, a linked Home Assistant, ...
+channels = sa.Table(
+    "channels",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("resident_id", sa.Text, sa.ForeignKey("residents.id"), nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),  # apprise, homeassistant
+    sa.Column("target", sa.Text, nullable=False),  # apprise URL, or Home Assistant base URL
+    sa.Column("secret", sa.Text),  # a Home Assistant token; never shown, never logged
+    sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Index("channels_resident", "resident_id"),
+)
+
+# the delivery log: one row per (message, addressee, channel), retried with backoff
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column(
+        "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True
+    ),
+    sa.Column("alert_id", sa.Text, sa.ForeignKey("alerts.id")),
+    sa.Column("resident_id", sa.Text, sa.ForeignKey("residents.id")),
+    sa.Column("channel", sa.Text, nullable=False),  # mqtt, web, homeassistant, apprise:<channel id>
+    sa.Column("message", sa.Text, nullable=False),  # opened, reminder, cleared, ...
+    sa.Column("state", sa.Text, nullable=False),  # pending, sent, failed
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", Time),
+    sa.Column("last_error", sa.Text),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Column("sent_at", Time),
+    sa.Index("deliveries_due", "state", "next_attempt_at"),
+    sa.Index("deliveries_alert", "alert_id"),
+)
+
 
 class StoreError(Exception):
     """The store cannot be opened or reached; the message says what to do."""
