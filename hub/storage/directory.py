@@ -181,7 +181,8 @@ class Directory:
     def erase_resident(self, resident_id: str, *, actor: str | None, now: float) -> Resident:
         """Remove a resident's personal data and keep the history anonymised (``hub resident erase``).
 
-        Real name, contacts, cards and waitlist places go; the pseudonym becomes ``former-neighbor-<n>``;
+        Real name, contacts, cards, waitlist places, the web password, sessions, access tokens and
+        notification channels go; the pseudonym becomes ``former-neighbor-<n>``;
         the role drops to resident; relations still active end now, except a borrows relation of a
         loan still out (custody is a fact, not personal data). Loans, vouches and the audit log stay,
         with the old pseudonym, real name and contact values cut out of audit details, and scans of
@@ -207,6 +208,9 @@ class Directory:
             conn.execute(sa.delete(tables.contacts).where(tables.contacts.c.resident_id == resident_id))
             conn.execute(sa.delete(tables.tags).where(tables.tags.c.resident_id == resident_id))
             conn.execute(sa.delete(tables.waitlist).where(tables.waitlist.c.resident_id == resident_id))
+            # sign-in and notification channels are personal data too: password, sessions, tokens, URLs
+            for table in (tables.credentials, tables.web_sessions, tables.api_tokens, tables.channels):
+                conn.execute(sa.delete(table).where(table.c.resident_id == resident_id))
             if cards:
                 # where the card was read is where its holder was; the scans themselves stay countable
                 conn.execute(
