@@ -32,6 +32,7 @@ from hub.ingest.router import Router
 from hub.loans import LendingDesk
 from hub.mqtt.client import AckToken, BrokerAddress, Inbound, MqttConnection
 from hub.mqtt.embedded import EmbeddedBroker
+from hub.storage.accounts import Accounts
 from hub.storage.catalog import Catalog
 from hub.storage.directory import Directory
 from hub.storage.embedded import EmbeddedSink
@@ -172,6 +173,9 @@ class Hub:
                 telemetry=self.telemetry,
                 health=self.health,
                 version=__version__,
+                directory=self.directory,
+                desk=self.desk,
+                accounts=Accounts(self.store),
             )
             self._web = WebServer(
                 create_app(ctx),

@@ -104,6 +104,10 @@ class Accounts:
             conn.execute(sa.delete(ws).where(ws.c.resident_id == resident_id))
             _audit(conn, now, resident_id, "resident.password", subject=resident_id)
 
+    def check_password(self, password: str) -> None:
+        """Raise AccountError when ``password`` would be refused (before an invite is used up on it)."""
+        check_password(password)
+
     def has_password(self, resident_id: str) -> bool:
         c = tables.credentials
         with self._tx() as conn:

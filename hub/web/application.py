@@ -5,20 +5,33 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from hub.web.access import Refused
+from hub.web.auth import LoginThrottle, SignInRequired, login_path
 from hub.web.context import WebContext
-from hub.web.routers import dashboard, events, health, metrics, things
+from hub.web.routers import account, dashboard, events, health, loans, metrics, residents_view, things
 
 HERE = Path(__file__).parent
 
 
-def create_app(ctx: WebContext, *, poll_interval: float = 0.5, keepalive_interval: float = 15.0) -> FastAPI:
-    """The dashboard, REST API, /healthz and /metrics over ``ctx``.
+def create_app(
+    ctx: WebContext,
+    *,
+    poll_interval: float = 0.5,
+    keepalive_interval: float = 15.0,
+    trust_proxy: bool = False,
+    login_throttle: LoginThrottle | None = None,
+) -> FastAPI:
+    """The dashboard, resident pages, REST API, /healthz and /metrics over ``ctx``.
 
     ``app.state.closing`` is a threading.Event; setting it ends open event streams (WebServer.stop does).
+    ``trust_proxy``: believe X-Forwarded-Proto and X-Forwarded-For (only behind a reverse proxy that
+    sets them), for Secure cookies and per-address login limits. ``login_throttle`` defaults to one on
+    ``ctx.clock``.
     """
     app = FastAPI(
         title=ctx.site_name,
@@ -31,11 +44,29 @@ def create_app(ctx: WebContext, *, poll_interval: float = 0.5, keepalive_interva
     app.state.closing = threading.Event()
     app.state.poll_interval = poll_interval
     app.state.keepalive_interval = keepalive_interval
+    app.state.trust_proxy = trust_proxy
+    app.state.login_throttle = login_throttle or LoginThrottle(ctx.clock)
 
     templates = Jinja2Templates(directory=HERE / "templates")
     app.state.templates = templates
 
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    for module in (dashboard, events, things, health, metrics):
+    for module in (dashboard, events, things, loans, account, residents_view, health, metrics):
         app.include_router(module.router)
+    app.add_exception_handler(SignInRequired, _sign_in)
+    app.add_exception_handler(Refused, _refused)
     return app
+
+
+async def _sign_in(request: Request, exc: Exception) -> RedirectResponse:
+    assert isinstance(exc, SignInRequired)
+    return RedirectResponse(login_path(exc.next_path), status_code=303)
+
+
+async def _refused(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Refused)
+    body: dict[str, object] = {"reason": exc.reason, "detail": exc.detail}
+    if exc.window is not None:
+        start, end = exc.window
+        body["window"] = [start, end if end != float("inf") else None]
+    return JSONResponse(body, status_code=exc.status)

@@ -1,19 +1,166 @@
-"""What the web layer is given by the composition root: live state, telemetry, health, identity."""
+"""What the web layer is given by the composition root: live state, telemetry, health, identity,
+and the people side (directory, lending desk, accounts).
+
+The web layer may not import the storage or lending packages (the layers contract in pyproject.toml),
+so it names what it needs of them here as protocols; the hub passes the real objects.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
-from fastapi import Request
+from fastapi import HTTPException, Request
 
 from hub.domain.livestate import LiveState
+from hub.domain.model import Contact, Loan, LoanState, Relation, RelationKind, Resident, Thing
+from hub.domain.trust import TrustRecord
 from hub.telemetry import Telemetry
 from hub.web.grading import Catalog, GradedView
 
 #: component name → {"status": "ok" | "degraded" | "down", "detail": "..."}
 HealthReport = dict[str, dict[str, str]]
+
+
+class People(Protocol):
+    """Residents, things, relations, loans and waitlists (hub.storage.directory.Directory)."""
+
+    def resident(self, resident_id: str) -> Resident | None: ...
+
+    def resident_by_pseudonym(self, pseudonym: str) -> Resident | None: ...
+
+    def redeem_invite(
+        self,
+        code: str,
+        pseudonym: str,
+        *,
+        now: float,
+        real_name: str | None = None,
+        contacts: Sequence[Contact] = (),
+    ) -> Resident: ...
+
+    def thing(self, thing_id: str) -> Thing | None: ...
+
+    def things(self) -> list[Thing]: ...
+
+    def relations_of_thing(
+        self,
+        thing_id: str,
+        *,
+        include_inactive: bool = False,
+        now: float,
+        kinds: Collection[RelationKind] | None = None,
+    ) -> list[Relation]: ...
+
+    def relations_of_resident(
+        self,
+        resident_id: str,
+        *,
+        include_inactive: bool = False,
+        now: float,
+        kinds: Collection[RelationKind] | None = None,
+    ) -> list[Relation]: ...
+
+    def loan(self, loan_id: str) -> Loan | None: ...
+
+    def loans(
+        self,
+        *,
+        thing: str | None = None,
+        borrower: str | None = None,
+        states: Collection[LoanState] | None = None,
+    ) -> list[Loan]: ...
+
+    def join_waitlist(self, thing: str, resident: str, *, actor: str | None, now: float) -> None: ...
+
+    def leave_waitlist(self, thing: str, resident: str, *, actor: str | None, now: float) -> None: ...
+
+    def waitlist(self, thing: str) -> list[tuple[str, float]]: ...
+
+
+class Desk(Protocol):
+    """The lending desk (hub.loans.LendingDesk). Its operations ask the permission function themselves and
+    raise ``hub.domain.lending.LendingError``, or an exception whose ``reason`` is ``"forbidden"`` when
+    the permission function says no (see ``refusal``)."""
+
+    def reserve(
+        self, borrower: str, thing_id: str, start: float | None = None, days: float | None = None
+    ) -> Loan: ...
+
+    def decide(self, loan_id: str, approve: bool, actor: str) -> Loan: ...
+
+    def cancel(self, loan_id: str, actor: str) -> Loan: ...
+
+    def check_out(
+        self, thing_id: str, borrower: str, *, reader: str | None = None, actor: str | None
+    ) -> Loan: ...
+
+    def check_in(self, thing_id: str, *, reader: str | None = None, actor: str | None) -> Loan: ...
+
+    def trust(self, resident: str) -> TrustRecord: ...
+
+
+class SessionRecord(Protocol):
+    @property
+    def resident_id(self) -> str: ...
+    @property
+    def csrf_token(self) -> str: ...
+    @property
+    def created_at(self) -> float: ...
+    @property
+    def last_seen(self) -> float: ...
+    @property
+    def expires_at(self) -> float: ...
+
+
+class NewSessionRecord(Protocol):
+    @property
+    def token(self) -> str: ...
+    @property
+    def session(self) -> SessionRecord: ...
+
+
+class TokenRecord(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def resident_id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def created_at(self) -> float: ...
+    @property
+    def last_used(self) -> float | None: ...
+    @property
+    def revoked_at(self) -> float | None: ...
+
+
+class AccountBook(Protocol):
+    """Passwords, sessions and access tokens (hub.storage.accounts.Accounts)."""
+
+    def check_password(self, password: str) -> None: ...
+
+    def set_password(self, resident_id: str, password: str, *, now: float) -> None: ...
+
+    def verify(self, resident_id: str | None, password: str, *, now: float) -> bool: ...
+
+    def create_session(self, resident_id: str, *, now: float) -> NewSessionRecord: ...
+
+    def session(self, token: str, *, now: float) -> SessionRecord | None: ...
+
+    def touch_session(self, token: str, session: SessionRecord, *, now: float) -> SessionRecord: ...
+
+    def revoke_session(self, token: str) -> None: ...
+
+    def create_token(self, resident_id: str, name: str, *, now: float) -> tuple[TokenRecord, str]: ...
+
+    def token(self, plain: str, *, now: float) -> TokenRecord | None: ...
+
+    def tokens(self, resident_id: str) -> Sequence[TokenRecord]: ...
+
+    def revoke_token(self, resident_id: str, token_id: str, *, now: float) -> bool: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -29,11 +176,50 @@ class WebContext:
     site_name: str = "Neighborhood Hub"
     #: epoch seconds; replaced in tests to pin "last seen N s ago"
     clock: Callable[[], float] = time.time
+    #: the people side. Without them the hub serves the kiosk view only: sign-in, resident pages and
+    #: the loans API answer 503 (fail closed), they never fall back to a weaker check.
+    directory: People | None = None
+    desk: Desk | None = None
+    accounts: AccountBook | None = None
 
 
 def kiosk_view(ctx: WebContext) -> GradedView:
-    """What an anonymous visitor (the kiosk screen) may see; logins come with residents' views."""
+    """What an anonymous visitor (the kiosk screen) may see."""
     return GradedView(ctx.live, ctx.catalog, ctx.clock, viewer=None)
+
+
+def view_for(ctx: WebContext, viewer: Resident | None) -> GradedView:
+    """What ``viewer`` may see (None: the kiosk)."""
+    return GradedView(ctx.live, ctx.catalog, ctx.clock, viewer=viewer)
+
+
+@dataclass(frozen=True)
+class PeopleSide:
+    """The people side of a context, all present (``people_side`` checked)."""
+
+    directory: People
+    desk: Desk
+    accounts: AccountBook
+
+
+def people_side(ctx: WebContext) -> PeopleSide:
+    """The directory, desk and accounts, or 503 when the hub runs without them (fail closed)."""
+    if ctx.directory is None or ctx.desk is None or ctx.accounts is None:
+        raise HTTPException(status_code=503, detail="sign-in and lending are not set up on this hub")
+    return PeopleSide(ctx.directory, ctx.desk, ctx.accounts)
+
+
+def refusal(exc: Exception) -> tuple[str, str] | None:
+    """(reason, message) of a refusal raised by the directory, desk or accounts, else None.
+
+    Their exception classes live below the web layer; each carries a stable ``reason`` code. The
+    permission function's refusal has reason ``"forbidden"``.
+    """
+    reason = getattr(exc, "reason", None)
+    if not isinstance(reason, str):
+        return None
+    message = getattr(exc, "detail", None) or getattr(exc, "message", None) or str(exc)
+    return reason, str(message)
 
 
 def get_context(request: Request) -> WebContext:
