@@ -1038,7 +1038,8 @@ def _done(alert: Alert, detail: Detail) -> str:
     if alert.kind == RateOfChange.kind:
         return f"{name} steady again"
     if alert.kind == BooleanRule.kind and alert.measurement is not None:
-        return _bool_words(alert.measurement, not (alert.peak if isinstance(alert.peak, bool) else True))
+        tripped = alert.peak if isinstance(alert.peak, bool) else True
+        return _bool_words(alert.measurement, not tripped).capitalize()
     if alert.kind == Stale.kind:
         return "Readings arrive again"
     if alert.kind == Offline.kind:
