@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -15,7 +16,12 @@ import pytest
 
 from hub.domain.events import Availability, Reading, Scan
 from hub.domain.livestate import LiveState
-from hub.domain.model import Relation, Thing, Visibility
+from hub.domain.model import LendPolicy, Relation, RelationKind, Role, Thing, Visibility
+from hub.loans import LendingDesk
+from hub.storage.accounts import Accounts
+from hub.storage.catalog import Catalog
+from hub.storage.directory import Directory
+from hub.storage.store import Store
 from hub.telemetry import Telemetry
 from hub.web import WebContext, WebServer, create_app
 
@@ -212,3 +218,141 @@ def open_stream() -> Iterator[Callable[..., EventStream]]:
     yield open_
     for stream in streams:
         stream.close()
+
+
+# -- the people side: a real store, directory, lending desk and accounts -------------------------------
+
+PASSWORDS = {"ada": "ada's long passphrase", "bruno": "bruno lends drills", "dee": "dee borrows things"}
+
+
+class Clock:
+    """A clock the test moves: the app, the desk and the login throttle all read it."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
+class Neighborhood:
+    """ada (admin) owns a private cellar sensor; bruno owns and lends a drill; dee and chen are residents."""
+
+    store: Store
+    directory: Directory
+    desk: LendingDesk
+    accounts: Accounts
+    clock: Clock
+    live: LiveState
+    ids: dict[str, str]
+    published: list[tuple[str, str]]
+
+    def context(self, telemetry: Telemetry) -> WebContext:
+        return WebContext(
+            live=self.live,
+            catalog=Catalog(self.directory, ttl=0.0, clock=self.clock),
+            telemetry=telemetry,
+            health=Health(),
+            version="9.8.7",
+            clock=self.clock,
+            directory=self.directory,
+            desk=self.desk,
+            accounts=self.accounts,
+        )
+
+
+@pytest.fixture
+def neighborhood(tmp_path: Any, telemetry: Telemetry) -> Iterator[Neighborhood]:
+    clock = Clock(NOW)
+    store = Store(f"sqlite:///{tmp_path / 'hub.sqlite'}")
+    store.migrate()
+    directory = Directory(store)
+    published: list[tuple[str, str]] = []
+
+    def publish(topic: str, payload: str, qos: int, retain: bool) -> None:
+        published.append((topic, payload))  # custody topics are the broker tests' concern
+
+    desk = LendingDesk(directory, publish, telemetry, clock=clock)
+    accounts = Accounts(store)
+    ada = directory.bootstrap_admin("ada", now=NOW - 100)
+    ids = {"ada": ada.id}
+    for name, role in (("bruno", Role.RESIDENT), ("dee", Role.RESIDENT), ("chen", Role.STEWARD)):
+        ids[name] = directory.add_resident(name, role=role, actor=ada.id, now=NOW - 100).id
+    for name, password in PASSWORDS.items():
+        accounts.set_password(ids[name], password, now=NOW - 100)
+    directory.create_thing(
+        Thing(id="ada-cellar", name="Ada's cellar", visibility=Visibility.PRIVATE),
+        owner=ids["ada"],
+        actor=ids["ada"],
+        now=NOW - 100,
+    )
+    directory.create_thing(
+        Thing(id="drill", name="Cordless drill", kind="tool", visibility=Visibility.NEIGHBORS),
+        owner=ids["bruno"],
+        actor=ids["bruno"],
+        now=NOW - 100,
+    )
+    directory.attach_tag("drill", "C2994A1B", actor=ids["bruno"], now=NOW - 100)
+    lends = Relation("", ids["bruno"], "drill", RelationKind.LENDS, policy=LendPolicy(loan_days=3))
+    directory.grant(lends, actor=ids["bruno"], now=NOW - 100)
+    state = LiveState()
+    state.apply_reading(Reading("ada-cellar", "native", {"humidity": 71.5, "water_leak": False}), at=NOW - 5)
+    state.apply_reading(Reading("drill", "native", {"battery": 80.0}), at=NOW - 5)
+    yield Neighborhood(store, directory, desk, accounts, clock, state, ids, published)
+    store.close()
+
+
+@pytest.fixture
+def hood_server(
+    neighborhood: Neighborhood, telemetry: Telemetry, start_server: Callable[..., WebServer]
+) -> WebServer:
+    """A real server over the neighborhood (clock pinned, movable through ``neighborhood.clock``)."""
+    return start_server(neighborhood.context(telemetry))
+
+
+def form_field(html: str, name: str) -> str:
+    """The value of a hidden input in a page."""
+    match = re.search(rf'name="{name}" value="([^"]*)"', html)
+    assert match, f"no {name} field in the page"
+    return match.group(1)
+
+
+def sign_in(client: httpx.Client, pseudonym: str, password: str | None = None) -> httpx.Response:
+    """Sign in through the real login form (its CSRF cookie and field included)."""
+    page = client.get("/login")
+    assert page.status_code == 200, page.text
+    return client.post(
+        "/login",
+        data={
+            "pseudonym": pseudonym,
+            "password": PASSWORDS[pseudonym] if password is None else password,
+            "csrf_token": form_field(page.text, "csrf_token"),
+        },
+    )
+
+
+def csrf_of(client: httpx.Client, path: str = "/me") -> str:
+    """The session's CSRF token, as a resident page carries it."""
+    return form_field(client.get(path).text, "csrf_token")
+
+
+@pytest.fixture
+def client_for(hood_server: WebServer) -> Iterator[Callable[..., httpx.Client]]:
+    """``client_for("dee")``: an HTTP client signed in as dee (``client_for()``: anonymous)."""
+    clients: list[httpx.Client] = []
+
+    def make(pseudonym: str | None = None) -> httpx.Client:
+        client = httpx.Client(base_url=hood_server.url or "", timeout=10)
+        clients.append(client)
+        if pseudonym is not None:
+            response = sign_in(client, pseudonym)
+            assert response.status_code == 303, response.text
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
