@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Final, Literal, TypeVar
 
@@ -172,12 +172,21 @@ class _State:
     online_since: float | None = None  # offline rules: back online since
     value: Value | None = None  # thresholds: the latest tripping value, for an opening from tick()
     direction: Direction | None = None  # thresholds: which side it tripped on
-    low: deque[tuple[float, float]] = field(default_factory=deque)  # rate: increasing values in window
-    high: deque[tuple[float, float]] = field(default_factory=deque)  # rate: decreasing values in window
+    low: deque[tuple[float, float]] | None = None  # rate: increasing values in the window
+    high: deque[tuple[float, float]] | None = None  # rate: decreasing values in the window
+    # An open alert's newer value and worst value, folded into ``alert`` only when someone looks
+    # (a transition, get, open_alerts): the hot path allocates nothing for an alert that stays open.
+    latest: Value | None = None
+    peak: Value | None = None
+    dirty: bool = False
+
+
+_Levels = tuple[float | None, float | None, float | None, float | None]
 
 
 _Key = tuple[str, str]  # (rule id, thing id)
-_Evaluator = Callable[[Rule, str, _State, Value, float], Transition | None]
+_Evaluator = Callable[[Rule, _Key, "_State | None", Value, float, "_Levels | None"], Transition | None]
+_Entry = tuple[_Key, Rule, _Evaluator, "_Levels | None"]
 _R = TypeVar("_R", Threshold, RateOfChange, BooleanRule, Stale, Offline, LowBattery, OverdueLoan)
 
 
@@ -202,7 +211,7 @@ class AlertEngine:
         self._pending: set[_Key] = set()  # thresholds waiting for their minimum duration
         self._watching: set[_Key] = set()  # offline rules waiting for a debounce to expire
         self._stale_open: dict[str, set[_Key]] = {}
-        self._cache: dict[tuple[str, str], tuple[tuple[Rule, _Evaluator], ...]] = {}
+        self._cache: dict[tuple[str, str], tuple[_Entry, ...]] = {}
         self._intervals = reminder_intervals
         self._evaluators: dict[type, _Evaluator] = {
             Threshold: self._eval_threshold,
@@ -236,6 +245,7 @@ class AlertEngine:
                 self._drop(key)
             elif new[rule_id] != self._rules.get(rule_id):
                 state = self._states[key]
+                _fresh(state)
                 self._states[key] = _State(alert=state.alert, tripped=state.alert is not None)
                 self._pending.discard(key)
                 if isinstance(new[rule_id], Offline) and state.alert is not None:
@@ -284,13 +294,13 @@ class AlertEngine:
 
     def open_alerts(self) -> list[Alert]:
         """The open alerts, oldest first."""
-        found = [s.alert for s in self._states.values() if s.alert is not None]
+        found = [a for s in self._states.values() if (a := _fresh(s)) is not None]
         return sorted(found, key=lambda a: (a.opened_at, a.id))
 
     def get(self, alert_id: str) -> Alert | None:
         key = self._by_id.get(alert_id)
         state = self._states.get(key) if key is not None else None
-        return state.alert if state is not None else None
+        return _fresh(state) if state is not None else None
 
     # -- inputs ------------------------------------------------------------------------------------
 
@@ -310,12 +320,8 @@ class AlertEngine:
             entry = self._cache.get((thing, measurement))
             if entry is None:
                 entry = self._index(thing, measurement)
-            for rule, evaluate in entry:
-                key = (rule.id, thing)
-                state = self._states.get(key)
-                if state is None:
-                    state = self._states[key] = _State()
-                transition = evaluate(rule, thing, state, value, at)
+            for key, rule, evaluate, levels in entry:
+                transition = evaluate(rule, key, self._states.get(key), value, at, levels)
                 if transition is not None:
                     out.append(transition)
         return out
@@ -472,12 +478,12 @@ class AlertEngine:
 
     # -- evaluation --------------------------------------------------------------------------------
 
-    def _index(self, thing: str, measurement: str) -> tuple[tuple[Rule, _Evaluator], ...]:
+    def _index(self, thing: str, measurement: str) -> tuple[_Entry, ...]:
         if len(self._cache) >= _CACHE_LIMIT:
             self._cache.clear()
         kind = self._kinds[thing]
         entry = tuple(
-            (rule, self._evaluators[type(rule)])
+            ((rule.id, thing), rule, self._evaluators[type(rule)], _levels(rule))
             for rule in self._rules.values()
             if isinstance(rule, Threshold | LowBattery | RateOfChange | BooleanRule)
             and rule.measurement == measurement
@@ -493,22 +499,23 @@ class AlertEngine:
         return [r for r in self._rules.values() if isinstance(r, cls) and r.scope.covers(thing, kind)]
 
     def _eval_threshold(
-        self, rule: Rule, thing: str, state: _State, value: Value, at: float
+        self, rule: Rule, key: _Key, state: _State | None, value: Value, at: float, levels: _Levels | None
     ) -> Transition | None:
-        assert isinstance(rule, Threshold | LowBattery)
-        if isinstance(value, bool):
+        if value.__class__ is bool or levels is None:
             return None
-        above, below, clear_below, clear_above = _levels(rule)
+        above, below, clear_below, clear_above = levels
         high = above is not None and value > above
         low = below is not None and value < below
-        key = (rule.id, thing)
+        if state is None:
+            if not (high or low):
+                return None  # the common case: nothing to remember
+            state = self._states[key] = _State()
         if state.alert is not None:
             if high or low:
-                fresh = not state.tripped
-                state.tripped = True
-                if fresh:
+                if not state.tripped:
+                    state.tripped = True
                     return self._retrigger(key, state, value, at)
-                state.alert = _seen(state.alert, value)
+                _note(state, value)
                 return None
             state.tripped = False
             cleared_high = above is None or (
@@ -521,12 +528,10 @@ class AlertEngine:
                 [transition] = self._close(key, at, by=None, value=value)
                 self._drop(key)
                 return transition
-            state.alert = _seen(state.alert, value)
+            _note(state, value)
             return None
         if not (high or low):
-            state.since = None
-            state.tripped = False
-            self._pending.discard(key)
+            self._drop(key)
             return None
         state.tripped = True
         state.value = value
@@ -534,14 +539,20 @@ class AlertEngine:
         if state.since is None:
             state.since = at
         if at - state.since >= _for_s(rule):
-            return self._open(rule, thing, state, value, at, direction=state.direction)
+            return self._open(rule, key[1], state, value, at, direction=state.direction)
         self._pending.add(key)
         return None
 
-    def _eval_rate(self, rule: Rule, thing: str, state: _State, value: Value, at: float) -> Transition | None:
+    def _eval_rate(
+        self, rule: Rule, key: _Key, state: _State | None, value: Value, at: float, levels: _Levels | None
+    ) -> Transition | None:
         assert isinstance(rule, RateOfChange)
         if isinstance(value, bool):
             return None
+        if state is None:
+            state = self._states[key] = _State()
+        if state.low is None or state.high is None:
+            state.low, state.high = deque(), deque()
         v = float(value)
         low, high = state.low, state.high
         while low and low[-1][1] >= v:
@@ -561,7 +572,6 @@ class AlertEngine:
             direction = "rise"
         elif rule.direction != "rise" and fall > rule.max_delta:
             direction = "fall"
-        key = (rule.id, thing)
         if direction is None:
             state.tripped = False
             if state.alert is not None:
@@ -572,28 +582,30 @@ class AlertEngine:
         change = rise if direction == "rise" else -fall
         if state.alert is None:
             state.tripped = True
-            return self._open(rule, thing, state, v, at, direction=direction, change=change)
+            return self._open(rule, key[1], state, v, at, direction=direction, change=change)
         if state.tripped:
-            state.alert = _seen(state.alert, v)
+            _note(state, v)
             return None
         state.tripped = True
         return self._retrigger(key, state, v, at, change=change)
 
     def _eval_boolean(
-        self, rule: Rule, thing: str, state: _State, value: Value, at: float
+        self, rule: Rule, key: _Key, state: _State | None, value: Value, at: float, levels: _Levels | None
     ) -> Transition | None:
         assert isinstance(rule, BooleanRule)
         if not isinstance(value, bool):
             return None
-        key = (rule.id, thing)
         if value is rule.when:
+            if state is None:
+                state = self._states[key] = _State()
             state.tripped = True
-            return self._open(rule, thing, state, value, at) if state.alert is None else None
-        state.tripped = False
-        if state.alert is not None:
+            return self._open(rule, key[1], state, value, at) if state.alert is None else None
+        if state is not None and state.alert is not None:
             [transition] = self._close(key, at, by=None, value=value)
             self._drop(key)
             return transition
+        if state is not None:
+            self._drop(key)
         return None
 
     def _settle_offline(self, rule: Offline, key: _Key, state: _State, now: float) -> list[Transition]:
@@ -624,10 +636,17 @@ class AlertEngine:
         return out
 
     def _remind(self, now: float) -> list[Transition]:
-        out = reminders_due(self.open_alerts(), now, intervals=self._intervals)
-        for transition in out:
-            key = self._by_id[transition.alert.id]
-            self._states[key].alert = transition.alert
+        # Judged on the stored alerts (reminder times never wait in a state); only the due ones are folded.
+        waiting = sorted(
+            (s.alert for s in self._states.values() if s.alert is not None), key=lambda a: (a.opened_at, a.id)
+        )
+        out: list[Transition] = []
+        for due in reminders_due(waiting, now, intervals=self._intervals):
+            state = self._states[self._by_id[due.alert.id]]
+            current = _fresh(state)
+            assert current is not None
+            state.alert = replace(current, reminded_at=due.alert.reminded_at, reminders=due.alert.reminders)
+            out.append(Transition("reminder_due", state.alert, now))
         return out
 
     # -- alert bookkeeping -------------------------------------------------------------------------
@@ -682,8 +701,9 @@ class AlertEngine:
         change: float | None = None,
         loan: str | None = None,
     ) -> Transition:
-        assert state.alert is not None
-        alert = _seen(state.alert, value) if value is not None else state.alert
+        alert = _fresh(state)
+        assert alert is not None
+        alert = _seen(alert, value) if value is not None else alert
         alert = replace(
             alert,
             triggers=alert.triggers + 1,
@@ -696,9 +716,9 @@ class AlertEngine:
 
     def _close(self, key: _Key, at: float, *, by: str | None, value: Value | None = None) -> list[Transition]:
         state = self._states.get(key)
-        if state is None or state.alert is None:
+        alert = _fresh(state) if state is not None else None
+        if state is None or alert is None:
             return []
-        alert = state.alert
         if value is not None:
             alert = replace(alert, value=value)
         alert = replace(alert, state=AlertState.CLEARED, cleared_at=at, cleared_by=by, updated_at=at)
@@ -717,9 +737,10 @@ class AlertEngine:
     def _find(self, alert_id: str) -> tuple[_Key, Alert]:
         key = self._by_id.get(alert_id)
         state = self._states.get(key) if key is not None else None
-        if key is None or state is None or state.alert is None:
+        alert = _fresh(state) if state is not None else None
+        if key is None or alert is None:
             raise AlertError("unknown_alert", f"no open alert {alert_id} (it may have cleared already)")
-        return key, state.alert
+        return key, alert
 
     def _set(self, key: _Key, alert: Alert, kind: TransitionKind, now: float, by: str) -> Transition:
         self._states[key].alert = alert
@@ -733,15 +754,17 @@ class AlertEngine:
         return base if count == 1 else f"{base}-{count}"
 
 
-def _for_s(rule: Threshold | LowBattery) -> float:
+def _for_s(rule: Rule) -> float:
     return rule.for_s if isinstance(rule, Threshold) else 0.0
 
 
-def _levels(rule: Threshold | LowBattery) -> tuple[float | None, float | None, float | None, float | None]:
-    """(above, below, clear_below, clear_above) of a threshold-like rule."""
+def _levels(rule: Rule) -> _Levels | None:
+    """(above, below, clear_below, clear_above) of a threshold-like rule, None for other kinds."""
     if isinstance(rule, LowBattery):
         return None, rule.below, None, rule.clear_above
-    return rule.above, rule.below, rule.clear_below, rule.clear_above
+    if isinstance(rule, Threshold):
+        return rule.above, rule.below, rule.clear_below, rule.clear_above
+    return None
 
 
 def _direction_of(rule: Rule) -> Direction | None:
@@ -773,6 +796,24 @@ def _window_of(rule: Rule) -> float:
     if isinstance(rule, Offline):
         return rule.debounce_s
     return 0.0
+
+
+def _note(state: _State, value: Value) -> None:
+    """Remember a newer value of an open alert (hot path: no allocation)."""
+    alert = state.alert
+    assert alert is not None
+    peak = state.peak if state.dirty else alert.peak
+    if not isinstance(value, bool) and isinstance(peak, int | float) and not isinstance(peak, bool):
+        peak = min(peak, value) if alert.direction in ("below", "fall") else max(peak, value)
+    state.latest, state.peak, state.dirty = value, peak, True
+
+
+def _fresh(state: _State) -> Alert | None:
+    """The state's alert with any remembered newer value folded in."""
+    if state.dirty and state.alert is not None:
+        state.alert = replace(state.alert, value=state.latest, peak=state.peak)
+    state.dirty = False
+    return state.alert
 
 
 def _seen(alert: Alert, value: Value | None) -> Alert:
