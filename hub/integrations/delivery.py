@@ -128,7 +128,9 @@ class Dispatcher:
         self._drops = drops
         self._workers = {kind: _Worker(self, kind, send, queue_size) for kind, send in senders.items()}
         self._inflight: set[int] = set()
+        self._finished: set[int] | None = None  # ids finished while a resume runs
         self._lock = threading.Lock()
+        self._resume_lock = threading.Lock()
 
     # -- life ------------------------------------------------------------------------------------
 
@@ -172,10 +174,24 @@ class Dispatcher:
         """Re-queue due pending rows of the log not already in hand (after a restart or drops); how many."""
         if self.compose is None:
             raise RuntimeError("resume needs a compose function to rebuild messages from the delivery log")
+        with self._resume_lock:
+            with self._lock:
+                # a row read as pending may be sent before we look at it: remember what was in hand
+                # before the read and what finishes during it, so nothing is sent twice
+                in_hand = set(self._inflight)
+                self._finished = set()
+            try:
+                return self._resume(now, limit, in_hand)
+            finally:
+                with self._lock:
+                    self._finished = None
+
+    def _resume(self, now: float, limit: int, in_hand: set[int]) -> int:
+        assert self.compose is not None
         queued = 0
         for row in self.log.due(now, limit):
             with self._lock:
-                if row.id in self._inflight:
+                if row.id in in_hand or row.id in self._inflight or row.id in (self._finished or ()):
                     continue
             message = self.compose(row)
             if message is None:
@@ -233,6 +249,8 @@ class Dispatcher:
     def _done(self, message: Message) -> None:
         with self._lock:
             self._inflight.discard(message.delivery_id)
+            if self._finished is not None:
+                self._finished.add(message.delivery_id)
 
 
 class _Worker(threading.Thread):

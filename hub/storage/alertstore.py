@@ -160,7 +160,7 @@ def mask_target(kind: str, target: str) -> str:
 
         plugin = apprise.Apprise.instantiate(target)
         if plugin is not None:
-            return str(plugin.url(privacy=True))
+            return str(plugin.url(privacy=True))  # type: ignore[no-untyped-call]
         scheme = target.split("://", 1)[0] if "://" in target else "?"
         return f"{scheme}://{MASK}"
     parts = urlsplit(target)

@@ -1,6 +1,6 @@
-"""Local HTTP servers for the delivery tests: a webhook that records what it receives, a server that accepts
-connections and never answers, and a Home Assistant stand-in that replays recorded REST responses
-(recorded_homeassistant/). All are real sockets on the loopback; the code under test talks HTTP to them.
+"""Local servers for the delivery tests: a webhook that records what it receives, a server that accepts
+connections and never answers, a Home Assistant stand-in replaying recorded REST responses
+(recorded_homeassistant/), and a reader of retained MQTT messages. All use real loopback sockets.
 The fixtures are exported to the tests by conftest.py.
 """
 
@@ -16,7 +16,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import paho.mqtt.client as paho
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 RECORDED = Path(__file__).with_name("recorded_homeassistant")
 HA_TOKEN = "recorded-long-lived-token-7f3a"
@@ -187,3 +189,19 @@ def homeassistant() -> Iterator[RecordingServer]:
     yield owner
     server.shutdown()
     server.server_close()
+
+
+def retained_payload(mosquitto: Any, topic: str, wait: float = 1.0) -> bytes | None:
+    """The retained payload a new subscriber receives on ``topic``, or None when there is none."""
+    got: list[bytes] = []
+    client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv311)
+    client.on_connect = lambda c, *_: c.subscribe(topic, qos=1)
+    client.on_message = lambda _c, _u, m: got.append(m.payload) if m.retain else None
+    client.connect(mosquitto.host, mosquitto.port)
+    client.loop_start()
+    deadline = time.monotonic() + wait
+    while not got and time.monotonic() < deadline:
+        time.sleep(0.02)
+    client.disconnect()
+    client.loop_stop()
+    return got[0] if got else None
