@@ -222,7 +222,12 @@ def open_stream() -> Iterator[Callable[..., EventStream]]:
 
 # -- the people side: a real store, directory, lending desk and accounts -------------------------------
 
-PASSWORDS = {"ada": "ada's long passphrase", "bruno": "bruno lends drills", "dee": "dee borrows things"}
+PASSWORDS = {
+    "ada": "ada's long passphrase",
+    "bruno": "bruno lends drills",
+    "chen": "chen stewards the shed",
+    "dee": "dee borrows things",
+}
 
 
 class Clock:
@@ -240,7 +245,7 @@ class Clock:
 
 @dataclass
 class Neighborhood:
-    """ada (admin) owns a private cellar sensor; bruno owns and lends a drill; dee and chen are residents."""
+    """ada (admin) owns a private cellar sensor; bruno owns and lends a drill; chen and dee are residents."""
 
     store: Store
     directory: Directory
@@ -280,7 +285,7 @@ def neighborhood(tmp_path: Any, telemetry: Telemetry) -> Iterator[Neighborhood]:
     accounts = Accounts(store)
     ada = directory.bootstrap_admin("ada", now=NOW - 100)
     ids = {"ada": ada.id}
-    for name, role in (("bruno", Role.RESIDENT), ("dee", Role.RESIDENT), ("chen", Role.STEWARD)):
+    for name, role in (("bruno", Role.RESIDENT), ("dee", Role.RESIDENT), ("chen", Role.RESIDENT)):
         ids[name] = directory.add_resident(name, role=role, actor=ada.id, now=NOW - 100).id
     for name, password in PASSWORDS.items():
         accounts.set_password(ids[name], password, now=NOW - 100)
