@@ -258,7 +258,10 @@ def thing_context(ctx: WebContext, side: PeopleSide, me: Resident, found: Access
         "lent": lent,
         "can_borrow": found.may(Action.BORROW) and not out,
         "can_reserve": found.may(Action.RESERVE),
-        "can_wait": found.may(Action.RESERVE) and (out or bool(bookings)) and me.id not in waiting,
+        "can_wait": found.may(Action.RESERVE)
+        and (out or bool(bookings))
+        and me.id not in waiting
+        and not (holder is not None and holder.borrower == me.id),
         "waiting_at": waiting.index(me.id) + 1 if me.id in waiting else None,
         "can_return": found.may(Action.RETURN) and out,
         "holder_is_me": holder is not None and holder.borrower == me.id,
