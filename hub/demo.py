@@ -6,6 +6,7 @@ dashboard on 127.0.0.1:8080 (or the next free port). Ctrl-C stops everything.
 
 from __future__ import annotations
 
+import secrets
 import signal
 import sys
 import threading
@@ -16,6 +17,7 @@ from hub.app import Hub
 from hub.config import HubConfig
 from hub.domain.model import LendPolicy, Relation, RelationKind, Role, Share, Thing, Visibility
 from hub.simulator import CARDS, TOOLS, Simulator
+from hub.storage.accounts import Accounts
 from hub.storage.directory import Directory
 
 #: the demo neighborhood: (thing id, name, kind, owner, what the kiosk may see of its readings)
@@ -64,6 +66,20 @@ def seed_neighborhood(directory: Directory, now: float) -> None:
             directory.grant(lends, actor=people[owner].id, now=now)
 
 
+#: the resident whose sign-in the demo prints
+DEMO_LOGIN = "dee"
+
+
+def set_demo_password(hub: Hub, now: float) -> str:
+    """A fresh password for the demo resident at every start: never a default one (DESIGN §7)."""
+    resident = hub.directory.resident_by_pseudonym(DEMO_LOGIN)
+    if resident is None:
+        raise RuntimeError(f"the demo data in {hub.config.storage.path} has no resident {DEMO_LOGIN}")
+    password = secrets.token_urlsafe(9)
+    Accounts(hub.store).set_password(resident.id, password, now=now)
+    return password
+
+
 def demo_config(directory: Path, port: int = 8080) -> HubConfig:
     return HubConfig.model_validate(
         {
@@ -79,6 +95,7 @@ def run_demo(directory: Path, port: int = 8080) -> int:
     hub = Hub(demo_config(directory, port), env={}, web_try_next_ports=20)
     hub.store.migrate()
     seed_neighborhood(hub.directory, time.time())
+    password = set_demo_password(hub, time.time())
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -89,6 +106,7 @@ def run_demo(directory: Path, port: int = 8080) -> int:
         hub.mqtt.wait_connected(10)
         simulator.start()
         print(f"Neighborhood Hub demo: {hub.web_url}", flush=True)
+        print(f"  demo login: {DEMO_LOGIN} / {password}  (sign in at {hub.web_url}/login)", flush=True)
         print(f"  MQTT broker {hub.broker.url}, data in {directory}/ — Ctrl-C to stop", flush=True)
         while not stop.wait(0.5):
             pass

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import getpass
 import json
 import math
 import re
@@ -43,6 +44,7 @@ from hub.domain.model import (
 from hub.domain.permissions import may
 from hub.domain.privacy import coarse_location, contact_for, location_for
 from hub.domain.trust import TIER_NAMES, explain, tier, trust_record
+from hub.storage.accounts import AccountError, Accounts
 from hub.storage.directory import Directory, DirectoryError
 from hub.storage.store import Store, StoreError
 
@@ -117,7 +119,7 @@ def _run(handler: Handler, args: argparse.Namespace) -> int:
             return handler(args, Session(Directory(store), time.time()))
         finally:
             store.close()
-    except (DirectoryError, StoreError) as exc:
+    except (DirectoryError, StoreError, AccountError) as exc:
         raise CommandError(str(exc)) from exc
 
 
@@ -220,7 +222,9 @@ def _location(args: argparse.Namespace) -> Location | None:
 
 def cmd_admin_create(args: argparse.Namespace, s: Session) -> int:
     admin = s.directory.bootstrap_admin(args.pseudonym, now=s.now)
-    print(f"{admin.pseudonym} is the first admin. Invite neighbors with:")
+    print(f"{admin.pseudonym} is the first admin. Set their web password with:")
+    print(f"  hub resident password {admin.pseudonym}")
+    print("Invite neighbors with:")
     print(f"  hub resident invite --as {admin.pseudonym}")
     return 0
 
@@ -250,6 +254,29 @@ def cmd_resident_join(args: argparse.Namespace, s: Session) -> int:
         args.code, args.pseudonym, now=s.now, real_name=args.name, contacts=contacts
     )
     print(f"welcome, {resident.pseudonym}: you joined as {resident.role.value}")
+    return 0
+
+
+def _read_password(pseudonym: str) -> str:
+    """From a terminal: asked twice, not echoed. Otherwise the first line of stdin (for scripts)."""
+    if sys.stdin.isatty():
+        first = getpass.getpass(f"New web password for {pseudonym}: ")
+        if getpass.getpass("Again: ") != first:
+            raise CommandError("the two passwords differ: nothing was changed")
+        return first
+    line = sys.stdin.readline()
+    if not line:
+        raise CommandError("no password on stdin: pipe it in, e.g. from a password manager")
+    return line.rstrip("\r\n")
+
+
+def cmd_resident_password(args: argparse.Namespace, s: Session) -> int:
+    resident = s.actor(args.pseudonym)
+    accounts = Accounts(s.directory.store)
+    password = _read_password(resident.pseudonym)
+    accounts.check_password(password)
+    accounts.set_password(resident.id, password, now=s.now)
+    print(f"{resident.pseudonym} can now sign in at the dashboard's /login; their other sessions ended")
     return 0
 
 
@@ -897,7 +924,9 @@ def add_people_commands(sub: Any) -> None:
     p = _command(group, "create", cmd_admin_create, "create the first admin (only while there is none)", cfg)
     p.add_argument("pseudonym", metavar="PSEUDONYM")
 
-    group = sub.add_parser("resident", help="residents: invite, join, list, show, role, erase, card, vouch")
+    group = sub.add_parser(
+        "resident", help="residents: invite, join, password, list, show, role, erase, card, vouch"
+    )
     group = group.add_subparsers(dest="resident_command", metavar="COMMAND", required=True)
     p = _command(group, "invite", cmd_resident_invite, "make a single-use invite code (printed alone)", cfg)
     _as(p, required=True, help_="who invites")
@@ -910,6 +939,14 @@ def add_people_commands(sub: Any) -> None:
     p.add_argument(
         "--contact", action="extend", nargs="+", metavar="KIND:VALUE", help="e.g. email:me@example.org"
     )
+    p = _command(
+        group,
+        "password",
+        cmd_resident_password,
+        "set a resident's web password (asked on a terminal, else the first line of stdin)",
+        cfg,
+    )
+    p.add_argument("pseudonym", metavar="PSEUDONYM")
     p = _command(group, "list", cmd_resident_list, "pseudonyms, roles and join dates (never contacts)", cfg)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p = _command(group, "show", cmd_resident_show, "one resident, with trust and relations", cfg)
