@@ -12,7 +12,7 @@ import json
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 import sqlalchemy as sa
@@ -241,9 +241,11 @@ class Accounts:
             row = conn.execute(query).first()
             if row is None:
                 return None
+            found = _token(row)
             if row.last_used is None or now - row.last_used >= TOUCH_EVERY_S:
                 conn.execute(sa.update(t).where(t.c.id == row.id).values(last_used=now))
-        return _token(row)
+                found = replace(found, last_used=now)
+        return found
 
     def tokens(self, resident_id: str) -> list[ApiToken]:
         """A resident's tokens, revoked ones included, newest first (never the tokens themselves)."""
