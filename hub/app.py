@@ -23,7 +23,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from hub import __version__
+from hub.alerting import AlertService
 from hub.config import HubConfig, resolve_secrets
+from hub.domain.alert_rules import DEFAULT_RULES, rule_from_dict
 from hub.domain.events import Availability, Ignored, Reading, Rejected, Scan
 from hub.domain.livestate import LiveState
 from hub.domain.readers import ReaderMode
@@ -33,6 +35,7 @@ from hub.loans import LendingDesk
 from hub.mqtt.client import AckToken, BrokerAddress, Inbound, MqttConnection
 from hub.mqtt.embedded import EmbeddedBroker
 from hub.storage.accounts import Accounts
+from hub.storage.alertstore import AlertStore
 from hub.storage.catalog import Catalog
 from hub.storage.directory import Directory
 from hub.storage.embedded import EmbeddedSink
@@ -135,6 +138,22 @@ class Hub:
             remind_before_s=lend.remind_before_hours * 3600,
             escalate_after_s=lend.escalate_after_days * 86400,
         )
+        rules = [
+            *(DEFAULT_RULES if config.alerts.defaults else ()),
+            *map(rule_from_dict, config.alerts.rules),
+        ]
+        self.alerting = AlertService(
+            directory=self.directory,
+            catalog=self.catalog,
+            store=AlertStore(self.store),
+            publish=self._publish,
+            telemetry=self.telemetry,
+            rules=rules,
+            base_topic=config.mqtt.base_topic,
+            custody=self.desk.custody,
+        )
+        self.desk.on_overdue = self.alerting.overdue
+        self.desk.on_returned = self.alerting.loan_returned
         self.recorder.before_ack = self.writer.commit_scans
         t = self.telemetry
         t.gauge("hub_ingest_queue_depth", "Messages waiting for the ingest worker", self.queue.qsize)
@@ -166,6 +185,7 @@ class Hub:
         self.mqtt = self._connect_mqtt()
         self.mqtt.start()
         self.desk.start()
+        self.alerting.start()
         if self.config.web.enabled:
             ctx = WebContext(
                 live=self.live,
@@ -232,6 +252,7 @@ class Hub:
             self._worker.join(10)
         self.recorder.stop()
         self.writer.stop()
+        self.alerting.stop()
         self.desk.stop()
         if self.mqtt is not None:
             self.mqtt.stop()
@@ -282,12 +303,14 @@ class Hub:
                 self.live.apply_reading(event, message.received)
                 at = event.time if event.time is not None else message.received
                 points.append(Point(event.thing, event.source, event.values, int(at * 1e9)))
+                self.alerting.on_reading(event.thing, event.values, message.received)
                 power = event.values.get("power")
                 if power is not None:
                     self.desk.observe_power(event.thing, float(power), at)
                 t.readings.labels(event.source).inc()
             elif isinstance(event, Availability):
                 self.live.apply_availability(event, message.received)
+                self.alerting.on_availability(event.thing, event.online, message.received)
             elif isinstance(event, Scan):
                 record = self.live.record_scan(event, message.received)
                 self.writer.add_scan(record)

@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
@@ -116,6 +124,22 @@ class LendingConfig(_Section):
     escalate_after_days: float = Field(3.0, gt=0)
 
 
+class AlertsConfig(_Section):
+    #: the default rules for community sensors (docs/alerts.md lists them with their sources)
+    defaults: bool = True
+    #: more rules: {kind: threshold|rate|boolean|stale|offline|battery|overdue, id: ..., ...}
+    rules: list[dict[str, Any]] = []
+
+    @field_validator("rules")
+    @classmethod
+    def _rules_parse(cls, rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        from hub.domain.alert_rules import rule_from_dict  # pure; imported here to keep config light
+
+        for rule in rules:
+            rule_from_dict(rule)  # raises ValueError naming the rule and field
+        return rules
+
+
 class LogConfig(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -127,6 +151,7 @@ class HubConfig(_Section):
     web: WebConfig = WebConfig()
     ingest: IngestConfig = IngestConfig()
     lending: LendingConfig = LendingConfig()
+    alerts: AlertsConfig = AlertsConfig()
     log: LogConfig = LogConfig()
 
 

@@ -93,6 +93,9 @@ class LendingDesk:
         self.scheduler: BackgroundScheduler | None = None
         self.outcomes: list[tuple[str, Outcome]] = []  # recent scan outcomes, for the dashboard
         self.stewards_of: Callable[[str], list[str]] = self._stewards
+        #: told when a loan becomes overdue and when a loan is returned (thing id, loan id): alerting
+        self.on_overdue: Callable[[str, str], None] | None = None
+        self.on_returned: Callable[[str, str], None] | None = None
         self.remind_before_s = remind_before_s
         self.escalate_after_s = escalate_after_s
         # running hours measured from power readings, for things with a maintenance plan
@@ -307,6 +310,8 @@ class LendingDesk:
                 raise lending.LendingError("not_out", f"{thing_id} is not out")
             loan = lending.check_in(loan, now, reader)
             self.directory.save_loan(loan, actor=actor, now=now, action="loan.return")
+        if self.on_returned is not None:
+            self.on_returned(thing_id, loan.id)
         self._tell_waitlist(thing_id)
         self.publish_custody(thing_id)
         self.reschedule()
@@ -386,6 +391,8 @@ class LendingDesk:
             for loan in lending.mark_overdue(loans, now):
                 self.directory.save_loan(loan, actor=None, now=now, action="loan.overdue")
                 self.publish_custody(loan.thing)
+                if self.on_overdue is not None:
+                    self.on_overdue(loan.thing, loan.id)
             loans = self.directory.loans(states=OPEN)
             by_id = {loan.id: loan for loan in loans}
             notices = lending.notices_due(

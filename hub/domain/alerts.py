@@ -1007,7 +1007,8 @@ def _handling(alert: Alert, by: str | None) -> list[str]:
     who = by or "a neighbor"
     if alert.state is AlertState.CLAIMED:
         note = f": “{alert.claim_note}”" if alert.claim_note else "."
-        return [f"{who[0].upper()}{who[1:]} is taking care of it{note}"]
+        # a pseudonym is written as its resident chose it, never re-capitalized
+        return [f"Claimed by {who}, who is taking care of it{note}"]
     if alert.state is AlertState.ACKNOWLEDGED:
         return [f"Acknowledged by {who}."]
     return []

@@ -616,8 +616,8 @@ def test_bare_message_names_neither_measurement_nor_values() -> None:
 
 def test_claim_is_shown_in_the_message() -> None:
     claimed = opened_alert(state=AlertState.CLAIMED, claimed_by="ben", claim_note="I'm going to check it")
-    _, body = render(claimed, Detail.FULL, AIR, by="Ben")
-    assert body.endswith("Ben is taking care of it: “I'm going to check it”")
+    _, body = render(claimed, Detail.FULL, AIR, by="ben")
+    assert body.endswith("Claimed by ben, who is taking care of it: “I'm going to check it”")
 
 
 def test_retriggered_alert_says_how_often() -> None:
