@@ -178,9 +178,11 @@ class Accounts:
             return None
         return WebSession(row.resident_id, row.csrf_token, row.created_at, row.last_seen, row.expires_at)
 
-    def touch_session(self, token: str, session: WebSession, *, now: float) -> WebSession:
-        """Record a use: the idle timer restarts (never past SESSION_MAX_S after sign-in)."""
-        if now - session.last_seen < TOUCH_EVERY_S:
+    def touch_session(self, token: str, *, now: float) -> WebSession | None:
+        """Look the session up and record a use: the idle timer restarts (never past SESSION_MAX_S
+        after sign-in). None when the session is unknown, expired, or its resident erased."""
+        session = self.session(token, now=now)
+        if session is None or now - session.last_seen < TOUCH_EVERY_S:
             return session
         expires = min(now + SESSION_IDLE_S, session.created_at + SESSION_MAX_S)
         s = tables.web_sessions
@@ -188,7 +190,7 @@ class Accounts:
             conn.execute(
                 sa.update(s).where(s.c.token_hash == digest(token)).values(last_seen=now, expires_at=expires)
             )
-        return WebSession(session.resident_id, session.csrf_token, session.created_at, now, expires)
+        return replace(session, last_seen=now, expires_at=expires)
 
     def revoke_session(self, token: str) -> None:
         """Sign out one browser."""

@@ -128,13 +128,12 @@ def _resolve(request: Request, ctx: WebContext) -> Viewer | None:
         return None
     if ctx.accounts is None or ctx.directory is None:
         return None  # no sign-in on this hub: the kiosk view, never more
-    session = ctx.accounts.session(cookie, now=now)
+    session = ctx.accounts.touch_session(cookie, now=now)
     if session is None:
         return None
     resident = ctx.directory.resident(session.resident_id)
     if resident is None or resident.erased:
         return None
-    session = ctx.accounts.touch_session(cookie, session, now=now)
     return Viewer(resident, csrf_token=session.csrf_token, session_token=cookie)
 
 

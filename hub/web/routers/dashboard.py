@@ -33,7 +33,7 @@ def dashboard(
     now = ctx.clock()
     view = view_for(ctx, viewer.resident if viewer else None)
     version, states = view.things(0)
-    return request.app.state.templates.TemplateResponse(
+    response: HTMLResponse = request.app.state.templates.TemplateResponse(
         request,
         "dashboard.html",
         {
@@ -48,3 +48,4 @@ def dashboard(
         # a resident's view is theirs alone: no shared cache may keep it
         headers={**SECURITY_HEADERS, "Cache-Control": "no-store"} if viewer else SECURITY_HEADERS,
     )
+    return response

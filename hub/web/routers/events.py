@@ -28,7 +28,9 @@ log = logging.getLogger(__name__)
 router = APIRouter(tags=["dashboard"])
 
 
-SSE_RESPONSE = {200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"}}
+SSE_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"}
+}
 #: a stream re-checks its viewer's session or token this often; a sign-out or erasure ends the stream
 RECHECK_VIEWER_S = 15.0
 
