@@ -74,6 +74,15 @@ def hub(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[Hub]:
                         "clear_below": 25,
                         "severity": "minor",
                     },
+                    {
+                        "kind": "rate_of_change",
+                        "id": "temp-jump",
+                        "measurement": "temperature",
+                        "per_s": 60,
+                        "max_delta": 5,
+                        "severity": "warning",
+                    },
+                    {"kind": "stale", "id": "silent", "after_s": 1800, "severity": "info", "thing": "air-1"},
                 ]
             },
         }
@@ -137,6 +146,11 @@ def neighborhood(hub: Hub, hook: RecordingServer) -> dict[str, str]:
         now=now,
     )
     return people
+
+
+def cellar(hook: RecordingServer) -> list[dict]:
+    """ada's messages about the private cellar sensor (other rules may fire while the clock moves)."""
+    return [m for m in messages_to(hook, "ada") if m["title"].startswith("Cellar humidity")]
 
 
 def messages_to(hook: RecordingServer, who: str) -> list[dict]:
@@ -236,15 +250,84 @@ def test_reminders_until_acknowledged_and_private_things_stay_off_the_topic(
     hub.start()
     assert hub.mqtt is not None and hub.mqtt.wait_connected(10)
     publish(mosquitto, "cellar-private", {"water_leak": True})
-    wait_for(lambda: messages_to(webhook, "ada"), 10, "the owner told of the private leak")
+    wait_for(lambda: cellar(webhook), 10, "the owner told of the private leak")
     [alert] = hub.alerting.open_alerts()
     assert retained_payload(mosquitto, f"neighborhood/alerts/{alert.id}") is None  # not for the neighborhood
 
     clock.offset = 16 * 60  # a critical alert nobody acknowledged is sent again after 15 minutes
-    wait_for(lambda: len(messages_to(webhook, "ada")) >= 2, 10, "the reminder")
+    wait_for(lambda: len(cellar(webhook)) >= 2, 10, "the reminder")
     hub.alerting.act(alert.id, people["ada"], "acknowledge")
     time.sleep(1.0)
-    count = len(messages_to(webhook, "ada"))
+    count = len(cellar(webhook))
     clock.offset = 40 * 60
     time.sleep(2.5)
-    assert len(messages_to(webhook, "ada")) == count  # acknowledged: no more reminders
+    assert len(cellar(webhook)) == count  # acknowledged: no more reminders
+
+
+def publish_availability(broker: Mosquitto, thing: str, states: list[str]) -> None:
+    client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv311)
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    for state in states:
+        client.publish(f"neighborhood/things/{thing}/availability", state, qos=1).wait_for_publish(5)
+    client.disconnect()
+    client.loop_stop()
+
+
+def kinds_open(hub: Hub) -> dict[str, str]:
+    return {a.rule: a.thing for a in hub.alerting.open_alerts()}
+
+
+def test_rate_of_change_and_low_battery(hub: Hub, mosquitto: Mosquitto, webhook: RecordingServer) -> None:
+    neighborhood(hub, webhook)
+    hub.start()
+    assert hub.mqtt is not None and hub.mqtt.wait_connected(10)
+    publish(mosquitto, "air-1", {"temperature": 20.0})
+    publish(mosquitto, "air-1", {"temperature": 27.5})  # +7.5 within a minute
+    wait_for(lambda: kinds_open(hub).get("temp-jump") == "air-1", 10, "the rate-of-change alert")
+    publish(mosquitto, "flood-1", {"battery": 12.0})
+    wait_for(lambda: kinds_open(hub).get("battery-low") == "flood-1", 10, "the low-battery alert")
+    publish(mosquitto, "flood-1", {"battery": 20.0})  # above 15 but not above 25: hysteresis holds
+    time.sleep(1.0)
+    assert "battery-low" in kinds_open(hub)
+    publish(mosquitto, "flood-1", {"battery": 95.0})
+    wait_for(lambda: "battery-low" not in kinds_open(hub), 10, "the battery alert to clear")
+
+
+def test_a_flapping_device_raises_one_offline_alert_and_a_silent_one_goes_stale(
+    hub: Hub, mosquitto: Mosquitto, webhook: RecordingServer
+) -> None:
+    neighborhood(hub, webhook)
+    clock = StepClock()
+    hub.alerting.clock = clock
+    hub.start()
+    assert hub.mqtt is not None and hub.mqtt.wait_connected(10)
+    publish(mosquitto, "air-1", {"pm25": 5.0})
+    publish_availability(mosquitto, "flood-1", ["offline", "online"] * 10 + ["offline"])
+    wait_for(lambda: hub.telemetry.value("hub_messages_received_total") >= 22, 10, "the flapping")
+    time.sleep(1.5)
+    assert "offline" not in kinds_open(hub)  # debounced: nothing yet
+    clock.offset = 6 * 60  # offline held past the 5 min debounce
+    wait_for(lambda: kinds_open(hub).get("offline") == "flood-1", 10, "one offline alert")
+    assert [a.rule for a in hub.alerting.open_alerts()].count("offline") == 1
+    clock.offset = 31 * 60  # air-1 silent for more than 30 min
+    wait_for(lambda: kinds_open(hub).get("silent") == "air-1", 10, "the stale alert")
+    publish(mosquitto, "air-1", {"pm25": 6.0})
+    wait_for(lambda: "silent" not in kinds_open(hub), 10, "the stale alert to clear on a reading")
+
+
+def test_an_overdue_loan_raises_an_alert_that_clears_on_return(
+    hub: Hub, mosquitto: Mosquitto, webhook: RecordingServer
+) -> None:
+    people = neighborhood(hub, webhook)
+    hub.start()
+    assert hub.mqtt is not None and hub.mqtt.wait_connected(10)
+    loan = hub.desk.check_out("dehumidifier", people["bob"], actor=people["bob"])
+    hub.desk.clock = lambda: loan.due + 60
+    hub.desk.run_due()
+    wait_for(lambda: kinds_open(hub).get("loan-overdue") == "dehumidifier", 10, "the overdue alert")
+    wait_for(
+        lambda: messages_to(webhook, "ada") and messages_to(webhook, "bob"), 10, "lender and borrower told"
+    )
+    hub.desk.check_in("dehumidifier", actor=people["bob"])
+    wait_for(lambda: "loan-overdue" not in kinds_open(hub), 10, "the overdue alert to clear")
