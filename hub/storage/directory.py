@@ -211,6 +211,12 @@ class Directory:
             # sign-in and notification channels are personal data too: password, sessions, tokens, URLs
             for table in (tables.credentials, tables.web_sessions, tables.api_tokens, tables.channels):
                 conn.execute(sa.delete(table).where(table.c.resident_id == resident_id))
+            # the delivery log keeps that a message went out, not to whom
+            conn.execute(
+                sa.update(tables.deliveries)
+                .where(tables.deliveries.c.resident_id == resident_id)
+                .values(resident_id=None)
+            )
             if cards:
                 # where the card was read is where its holder was; the scans themselves stay countable
                 conn.execute(
