@@ -84,6 +84,7 @@ class AlertService:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._known: set[str] = set()
+        self._prepared = False
         self.dispatcher = Dispatcher(
             {
                 "homeassistant": homeassistant_sender(store.endpoint),
@@ -97,10 +98,16 @@ class AlertService:
         telemetry.gauge("hub_alert_queue_depth", "Alert transitions waiting", self._queue.qsize)
 
     # -- life -----------------------------------------------------------------------------------------
-    def start(self) -> None:
-        now = self.clock()
-        self.sync_things(now)
+    def prepare(self) -> None:
+        """Load the registered things and the open alerts, before the first message is evaluated."""
+        self.sync_things(self.clock())
         self.engine.restore(_alert(record) for record in self.store.active_alerts())
+        self._prepared = True
+
+    def start(self) -> None:
+        if not self._prepared:
+            self.prepare()
+        now = self.clock()
         self.dispatcher.start()
         self.dispatcher.resume(now)
         self._thread = threading.Thread(target=self._run, name="alerting", daemon=True)

@@ -172,6 +172,7 @@ class Hub:
     def start(self) -> None:
         self.store.migrate()
         self.live.load(self.store.load_things())
+        self.alerting.prepare()  # retained messages arriving at connect are evaluated too
         if hasattr(self.sink, "ping") and not self.sink.ping():
             self.recorder.mark_unavailable(
                 f"{self.sink.kind} at {self.config.timeseries.url} does not answer "
