@@ -10,17 +10,23 @@ transitions it produces go through a bounded queue to this service's thread, whi
      addressee and channel (Home Assistant, apprise URLs) to the dispatcher, which retries each channel
      on its own worker with backoff, recorded in the delivery log.
 A tick each second advances durations, stale checks, debounces and reminders.
+
+The rules are the configured ones (the defaults and the config's) followed by the enabled rules stored in
+``alert_rules`` (added by owners and stewards on the web); a change through this service reloads them at
+once, and a change by another hub process sharing the store arrives within the 30 s resync.
 """
 
 from __future__ import annotations
 
 import logging
 import queue
+import secrets
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
-from hub.domain.alert_rules import Rule, Severity
+from hub.domain.alert_rules import Rule, RuleError, Severity, rule_from_dict, rule_to_dict
 from hub.domain.alerts import (
     Addressee,
     Alert,
@@ -38,7 +44,7 @@ from hub.integrations.alert_topics import AlertSnapshot, AlertTopics
 from hub.integrations.apprise_channel import apprise_sender
 from hub.integrations.delivery import Dispatcher, Message
 from hub.integrations.homeassistant import homeassistant_sender
-from hub.storage.alertstore import AlertRecord, AlertStore, Delivery
+from hub.storage.alertstore import AlertRecord, AlertStore, Delivery, RuleRecord
 from hub.storage.catalog import Catalog
 from hub.storage.directory import Directory
 from hub.telemetry import Telemetry
@@ -78,7 +84,11 @@ class AlertService:
         self.custody = custody
         self.clock = clock
         self.topics = AlertTopics(publish, base_topic)
+        #: the defaults and the config's rules; stored rules come after them (``reload_rules``)
+        self.configured: tuple[Rule, ...] = tuple(rules)
         self.engine = AlertEngine(rules, now=clock())
+        self._stored: tuple[Rule, ...] = ()
+        self._rules_lock = threading.Lock()  # one reload at a time: a slower, older read never wins
         self.lock = threading.Lock()  # the engine is fed by the ingest worker, the tick and residents
         self._queue: queue.Queue[Transition | None] = queue.Queue(maxsize=max_pending)
         self._thread: threading.Thread | None = None
@@ -191,6 +201,76 @@ class AlertService:
         with self.lock:
             return self.engine.open_alerts()
 
+    # -- rules stored on the web --------------------------------------------------------------------
+    def configured_rules(self) -> tuple[Rule, ...]:
+        """The defaults and the config's rules: shown on the web, changed only in the config."""
+        return self.configured
+
+    def stored_rules(self, thing: str | None = None) -> list[RuleRecord]:
+        """Rules kept in the store (enabled or not), all or one thing's, oldest first."""
+        return self.store.rules(thing=thing)
+
+    def add_rule(self, thing: str, data: Mapping[str, Any], *, created_by: str | None) -> RuleRecord:
+        """Store a rule for one thing and apply it now. ``data`` is ``rule_to_dict`` data without ``id``
+        and ``thing`` (the hub names the rule); raises ``RuleError`` naming the field that is wrong.
+
+        The caller has asked the permission function (manage) for ``created_by`` on ``thing``.
+        """
+        for key in ("id", "thing", "thing_kind"):
+            if key in data:
+                raise RuleError(f"rule: {key!r} is set by the hub for a rule added to a thing")
+        kind = data.get("kind")
+        rule = rule_from_dict({**data, "id": f"{kind}-{secrets.token_hex(4)}", "thing": thing})
+        record = self.store.add_rule(rule_to_dict(rule), created_by=created_by, now=self.clock())
+        self.reload_rules()
+        return record
+
+    def update_rule(
+        self, rule_id: str, data: Mapping[str, Any] | None = None, *, enabled: bool | None = None
+    ) -> RuleRecord | None:
+        """Change a stored rule's terms (same id, thing and kind) or turn it on or off; None if unknown."""
+        if data is not None:
+            data = rule_to_dict(rule_from_dict(data))
+        record = self.store.update_rule(rule_id, data, enabled=enabled)
+        if record is not None:
+            self.reload_rules()
+        return record
+
+    def delete_rule(self, rule_id: str) -> bool:
+        """Remove a stored rule; its open alerts clear. False when there is none with this id."""
+        deleted = self.store.delete_rule(rule_id)
+        if deleted:
+            self.reload_rules()
+        return deleted
+
+    def reload_rules(self, *, only_if_changed: bool = False) -> None:
+        """Apply the configured rules plus the enabled stored ones (``engine.set_rules``).
+
+        A stored rule this hub cannot read (written by a newer hub, or naming an id the config uses)
+        is skipped with a log line, never a reason to stop alerting.
+        """
+        with self._rules_lock:
+            taken = {rule.id for rule in self.configured}
+            stored: list[Rule] = []
+            for record in self.store.rules(enabled_only=True):
+                try:
+                    rule = rule_from_dict(record.data)
+                except RuleError as exc:
+                    log.warning("stored alert rule skipped rule=%s error=%s", record.id, exc)
+                    continue
+                if rule.id in taken:
+                    log.warning("stored alert rule skipped rule=%s error=its id is taken", record.id)
+                    continue
+                taken.add(rule.id)
+                stored.append(rule)
+            if only_if_changed and tuple(stored) == self._stored:
+                return
+            with self.lock:
+                transitions = self.engine.set_rules([*self.configured, *stored], self.clock())
+            self._stored = tuple(stored)
+        log.info("alert rules loaded configured=%d stored=%d", len(self.configured), len(stored))
+        self._emit_all(transitions)
+
     # -- the service thread ---------------------------------------------------------------------------
     def _run(self) -> None:
         next_tick = time.monotonic() + 1.0
@@ -214,6 +294,7 @@ class AlertService:
                 next_sync = time.monotonic() + 30.0
                 try:
                     self.sync_things(self.clock())
+                    self.reload_rules(only_if_changed=True)
                     self.dispatcher.resume(self.clock())
                 except Exception:
                     log.exception("alert resync failed")

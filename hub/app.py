@@ -197,12 +197,15 @@ class Hub:
                 directory=self.directory,
                 desk=self.desk,
                 accounts=Accounts(self.store),
+                alerts=self.alerting,
             )
+            trust_proxy = self.config.web.trust_proxy
             self._web = WebServer(
-                create_app(ctx),
+                create_app(ctx, trust_proxy=trust_proxy),
                 self.config.web.host,
                 self.config.web.port,
                 try_next_ports=self._web_try_next_ports,
+                trust_proxy=trust_proxy,
             )
             self.web_url = self._web.start()
             log.info("dashboard url=%s", self.web_url)

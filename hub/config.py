@@ -100,6 +100,8 @@ class StorageConfig(_Section):
 class WebConfig(_Section):
     enabled: bool = True
     listen: str = Field("127.0.0.1:8080", pattern=r"^[^:\s]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$")
+    #: believe X-Forwarded-Proto/-For: only when the hub is reachable through a reverse proxy alone
+    trust_proxy: bool = False
 
     @property
     def host(self) -> str:

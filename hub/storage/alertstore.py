@@ -1,4 +1,5 @@
-"""Alerts, their history, residents' notification channels and the delivery log in the relational store.
+"""Alerts, their history, residents' notification channels, rules added on the web and the delivery log
+in the relational store.
 
 SQLAlchemy Core on the store's engine, the same code on SQLite and PostgreSQL. The alert engine decides;
 this module only keeps what it decided. Channel secrets (a Home Assistant token, credentials inside an
@@ -99,6 +100,20 @@ class AlertEvent:
     action: str
     actor: str | None
     detail: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class RuleRecord:
+    """A rule kept in ``alert_rules``: ``data`` is ``rule_to_dict`` of it (``rule_from_dict`` reads it)."""
+
+    id: str
+    thing: str | None
+    kind: str
+    severity: str
+    data: Mapping[str, Any]
+    enabled: bool
+    created_by: str | None
+    created_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,6 +284,71 @@ class AlertStore:
             AlertEvent(r.id, r.alert_id, r.time, r.action, r.actor, json.loads(r.detail) if r.detail else {})
             for r in rows
         ]
+
+    # -- rules -----------------------------------------------------------------------------------
+
+    def add_rule(
+        self, data: Mapping[str, Any], *, created_by: str | None, now: float, enabled: bool = True
+    ) -> RuleRecord:
+        """Keep a rule given as ``rule_to_dict`` data (already validated); its ``id`` must be new."""
+        rule_id, kind, severity = _rule_keys(data)
+        row = {
+            "id": rule_id,
+            "thing_id": data.get("thing"),
+            "kind": kind,
+            "params": _params(data),
+            "severity": severity,
+            "enabled": enabled,
+            "created_by": created_by,
+            "created_at": now,
+        }
+        r = tables.alert_rules
+        with self._tx() as conn:
+            if conn.execute(sa.select(r.c.id).where(r.c.id == rule_id)).first() is not None:
+                raise AlertStoreError("rule.id", f"there is already an alert rule with the id {rule_id!r}")
+            conn.execute(sa.insert(r).values(**row))
+        return _rule(row)
+
+    def update_rule(
+        self, rule_id: str, data: Mapping[str, Any] | None = None, *, enabled: bool | None = None
+    ) -> RuleRecord | None:
+        """Replace a stored rule's terms (id, thing and kind stay) or turn it on or off; None if unknown."""
+        r = tables.alert_rules
+        values: dict[str, Any] = {}
+        if data is not None:
+            _, kind, severity = _rule_keys(data)
+            same = (data.get("id"), data.get("thing"), kind)
+            values.update(params=_params(data), severity=severity)
+        if enabled is not None:
+            values["enabled"] = enabled
+        with self._tx() as conn:
+            row = conn.execute(sa.select(r).where(r.c.id == rule_id)).first()
+            if row is None:
+                return None
+            if data is not None and same != (rule_id, row.thing_id, row.kind):
+                raise AlertStoreError("rule.id", "a stored rule keeps its id, thing and kind; add a new one")
+            if values:
+                conn.execute(sa.update(r).where(r.c.id == rule_id).values(**values))
+            row = conn.execute(sa.select(r).where(r.c.id == rule_id)).one()
+        return _rule(row._mapping)
+
+    def delete_rule(self, rule_id: str) -> bool:
+        """Remove a stored rule; False when there is none with this id."""
+        r = tables.alert_rules
+        with self._tx() as conn:
+            return conn.execute(sa.delete(r).where(r.c.id == rule_id)).rowcount > 0
+
+    def rules(self, *, thing: str | None = None, enabled_only: bool = False) -> list[RuleRecord]:
+        """Stored rules, oldest first, all or one thing's; ``enabled_only`` leaves out disabled ones."""
+        r = tables.alert_rules
+        query = sa.select(r)
+        if thing is not None:
+            query = query.where(r.c.thing_id == thing)
+        if enabled_only:
+            query = query.where(r.c.enabled)
+        with self._tx() as conn:
+            rows = conn.execute(query.order_by(r.c.created_at, r.c.id)).all()
+        return [_rule(row._mapping) for row in rows]
 
     # -- channels --------------------------------------------------------------------------------
 
@@ -543,6 +623,40 @@ def _alert(r: Any) -> AlertRecord:
         claimed_by=r.claimed_by,
         claimed_at=r.claimed_at,
         triggers=r.triggers,
+    )
+
+
+#: keys of ``rule_to_dict`` kept in their own columns, not in ``params``
+_RULE_COLUMNS = ("id", "kind", "severity", "thing")
+
+
+def _rule_keys(data: Mapping[str, Any]) -> tuple[str, str, str]:
+    rule_id, kind, severity = data.get("id"), data.get("kind"), data.get("severity")
+    if not isinstance(rule_id, str) or not isinstance(kind, str) or not isinstance(severity, str):
+        raise AlertStoreError("rule", "a stored rule needs its id, kind and severity as text")
+    return rule_id, kind, severity
+
+
+def _params(data: Mapping[str, Any]) -> str:
+    params = {k: v for k, v in data.items() if k not in _RULE_COLUMNS}
+    return json.dumps(params, ensure_ascii=False, sort_keys=True)
+
+
+def _rule(r: Mapping[Any, Any]) -> RuleRecord:
+    """A rule record from a row's mapping (or the values just inserted)."""
+    data: dict[str, Any] = {"kind": r["kind"], "id": r["id"], "severity": r["severity"]}
+    if r["thing_id"] is not None:
+        data["thing"] = r["thing_id"]
+    data.update(json.loads(r["params"]))
+    return RuleRecord(
+        id=r["id"],
+        thing=r["thing_id"],
+        kind=r["kind"],
+        severity=r["severity"],
+        data=data,
+        enabled=bool(r["enabled"]),
+        created_by=r["created_by"],
+        created_at=r["created_at"],
     )
 
 

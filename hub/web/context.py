@@ -1,5 +1,5 @@
 """What the web layer is given by the composition root: live state, telemetry, health, identity,
-and the people side (directory, lending desk, accounts).
+the people side (directory, lending desk, accounts) and the alert board.
 
 The web layer may not import the storage or lending packages (the layers contract in pyproject.toml),
 so it names what it needs of them here as protocols; the hub passes the real objects.
@@ -8,14 +8,25 @@ so it names what it needs of them here as protocols; the hub passes the real obj
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from fastapi import HTTPException, Request
 
+from hub.domain.alert_rules import Rule
+from hub.domain.alerts import Alert
 from hub.domain.livestate import LiveState
-from hub.domain.model import Contact, Loan, LoanState, Relation, RelationKind, Resident, Thing
+from hub.domain.model import (
+    AuditEntry,
+    Contact,
+    Loan,
+    LoanState,
+    Relation,
+    RelationKind,
+    Resident,
+    Thing,
+)
 from hub.domain.trust import TrustRecord
 from hub.telemetry import Telemetry
 from hub.web.grading import Catalog, GradedView
@@ -78,6 +89,12 @@ class People(Protocol):
     def leave_waitlist(self, thing: str, resident: str, *, actor: str | None, now: float) -> None: ...
 
     def waitlist(self, thing: str) -> list[tuple[str, float]]: ...
+
+    def append_audit(self, entry: AuditEntry) -> None: ...
+
+    def audit_for_resident(
+        self, resident_id: str, *, since: float | None = None, limit: int = 500
+    ) -> list[AuditEntry]: ...
 
 
 class Desk(Protocol):
@@ -163,6 +180,113 @@ class AccountBook(Protocol):
     def revoke_token(self, resident_id: str, token_id: str, *, now: float) -> bool: ...
 
 
+class AlertRecordView(Protocol):
+    """A stored alert, open or cleared (hub.storage.alertstore.AlertRecord); ``message`` is the full body."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def thing(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def severity(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def message(self) -> str: ...
+    @property
+    def opened_at(self) -> float: ...
+    @property
+    def updated_at(self) -> float: ...
+    @property
+    def cleared_at(self) -> float | None: ...
+
+
+class AlertHistoryLine(Protocol):
+    """One line of an alert's history (hub.storage.alertstore.AlertEvent); ``actor`` is a resident id."""
+
+    @property
+    def time(self) -> float: ...
+    @property
+    def action(self) -> str: ...
+    @property
+    def actor(self) -> str | None: ...
+
+
+class ChannelView(Protocol):
+    """A resident's notification channel as it may be shown: credentials masked."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def target(self) -> str: ...
+    @property
+    def enabled(self) -> bool: ...
+    @property
+    def created_at(self) -> float: ...
+
+
+class StoredRuleView(Protocol):
+    """A rule added on the web (hub.storage.alertstore.RuleRecord); ``data`` reads with rule_from_dict."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def thing(self) -> str | None: ...
+    @property
+    def data(self) -> Mapping[str, Any]: ...
+    @property
+    def enabled(self) -> bool: ...
+    @property
+    def created_by(self) -> str | None: ...
+    @property
+    def created_at(self) -> float: ...
+
+
+class AlertLog(Protocol):
+    """Alert records, their history and residents' channels (hub.storage.alertstore.AlertStore).
+    ``add_channel`` raises an exception with ``reason`` and ``message`` for a target it refuses."""
+
+    def alert(self, alert_id: str) -> AlertRecordView | None: ...
+
+    def history(self, alert_id: str) -> Sequence[AlertHistoryLine]: ...
+
+    def list_channels(self, resident: str) -> Sequence[ChannelView]: ...
+
+    def add_channel(
+        self, resident: str, kind: str, target: str, secret: str | None = None, *, now: float
+    ) -> ChannelView: ...
+
+    def remove_channel(self, channel_id: str, resident: str) -> bool: ...
+
+
+class AlertBoard(Protocol):
+    """The hub's alerting (hub.alerting.AlertService): open alerts, acting on them, rules, channels.
+
+    ``act`` asks the permission function itself; it raises an exception with reason ``"forbidden"``
+    for a missing alert or one the resident may not act on, or ``hub.domain.alerts.AlertError`` for a
+    step the lifecycle does not allow. ``add_rule`` raises ``hub.domain.alert_rules.RuleError``.
+    """
+
+    @property
+    def store(self) -> AlertLog: ...
+
+    def open_alerts(self) -> list[Alert]: ...
+
+    def act(self, alert_id: str, resident_id: str, action: str, note: str = "") -> Alert: ...
+
+    def configured_rules(self) -> tuple[Rule, ...]: ...
+
+    def stored_rules(self, thing: str | None = None) -> Sequence[StoredRuleView]: ...
+
+    def add_rule(self, thing: str, data: Mapping[str, Any], *, created_by: str | None) -> StoredRuleView: ...
+
+    def delete_rule(self, rule_id: str) -> bool: ...
+
+
 @dataclass(frozen=True, kw_only=True)
 class WebContext:
     """Everything the dashboard and API read; built by the app, never by the web layer itself."""
@@ -181,6 +305,8 @@ class WebContext:
     directory: People | None = None
     desk: Desk | None = None
     accounts: AccountBook | None = None
+    #: alerting. Without it the dashboard shows no alerts and the alert pages and API answer 503.
+    alerts: AlertBoard | None = None
 
 
 def kiosk_view(ctx: WebContext) -> GradedView:

@@ -22,8 +22,10 @@ class WebServer:
     """``start()`` binds and serves, ``stop()`` ends it, open event streams included.
 
     With ``try_next_ports=N`` a taken port is not an error while one of the next N ports is free.
-    Port 0 picks any free port. Uvicorn logs through ``logging`` (loggers ``uvicorn.*``); its access
-    log is off unless ``access_log=True`` (uvicorn makes that switch for the whole process).
+    Port 0 picks any free port. ``trust_proxy``: apply X-Forwarded-Proto and X-Forwarded-For (from any
+    address: the hub is then reachable through its reverse proxy only); off, they are ignored. Uvicorn
+    logs through ``logging`` (loggers ``uvicorn.*``); its access log is off unless ``access_log=True``
+    (uvicorn makes that switch for the whole process).
     """
 
     def __init__(
@@ -34,6 +36,7 @@ class WebServer:
         *,
         try_next_ports: int = 0,
         access_log: bool = False,
+        trust_proxy: bool = False,
         start_timeout: float = 10.0,
     ) -> None:
         self.app = app
@@ -41,6 +44,7 @@ class WebServer:
         self.port = port
         self.try_next_ports = try_next_ports
         self.access_log = access_log
+        self.trust_proxy = trust_proxy
         self.start_timeout = start_timeout
         self.url: str | None = None
         self._server: uvicorn.Server | None = None
@@ -58,6 +62,10 @@ class WebServer:
             access_log=self.access_log,
             timeout_graceful_shutdown=2,  # a backstop; streams end on their own when closing is set
             lifespan="on",
+            # uvicorn believes X-Forwarded-* from 127.0.0.1 by default; only a configured proxy may say
+            # that a request came over https or from another address (web.trust_proxy)
+            proxy_headers=self.trust_proxy,
+            forwarded_allow_ips="*" if self.trust_proxy else None,
         )
         if self.access_log:
             # uvicorn's access-log switch is process-wide: access_log=False cuts "uvicorn.access" off
