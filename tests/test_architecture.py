@@ -27,7 +27,7 @@ def test_import_contracts_hold() -> None:
 
 def test_ruff_is_clean() -> None:
     proc = subprocess.run(
-        [_tool("ruff"), "check", "hub", "firmware_bridges", "tests", "bench"],
+        [_tool("ruff"), "check", "hub", "firmware_bridges", "tests", "bench", "dashboards"],
         cwd=ROOT,
         capture_output=True,
         text=True,
