@@ -13,7 +13,21 @@ from fastapi.templating import Jinja2Templates
 from hub.web.access import Refused
 from hub.web.auth import LoginThrottle, SignInRequired, login_path
 from hub.web.context import WebContext
-from hub.web.routers import account, dashboard, events, health, loans, metrics, residents_view, things
+from hub.web.disclosure import ViewLog
+from hub.web.routers import (
+    account,
+    alerts,
+    audit,
+    channels,
+    dashboard,
+    events,
+    health,
+    loans,
+    metrics,
+    residents_view,
+    rules,
+    things,
+)
 
 HERE = Path(__file__).parent
 
@@ -26,7 +40,7 @@ def create_app(
     trust_proxy: bool = False,
     login_throttle: LoginThrottle | None = None,
 ) -> FastAPI:
-    """The dashboard, resident pages, REST API, /healthz and /metrics over ``ctx``.
+    """The dashboard, resident pages, alerts, REST API, /healthz and /metrics over ``ctx``.
 
     ``app.state.closing`` is a threading.Event; setting it ends open event streams (WebServer.stop does).
     ``trust_proxy``: believe X-Forwarded-Proto and X-Forwarded-For (only behind a reverse proxy that
@@ -46,12 +60,14 @@ def create_app(
     app.state.keepalive_interval = keepalive_interval
     app.state.trust_proxy = trust_proxy
     app.state.login_throttle = login_throttle or LoginThrottle(ctx.clock)
+    app.state.view_log = ViewLog(ctx.clock)
 
     templates = Jinja2Templates(directory=HERE / "templates")
     app.state.templates = templates
 
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    for module in (dashboard, events, things, loans, account, residents_view, health, metrics):
+    routers = (dashboard, events, things, loans, alerts, rules, account, residents_view, channels, audit)
+    for module in (*routers, health, metrics):
         app.include_router(module.router)
     app.add_exception_handler(SignInRequired, _sign_in)
     app.add_exception_handler(Refused, _refused)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
 from hub.web import display
+from hub.web.alert_grading import visible_alerts
 from hub.web.auth import Viewer, optional_viewer
 from hub.web.context import WebContext, get_context, view_for
 
@@ -44,6 +45,8 @@ def dashboard(
             "things": [display.thing_view(s, now) for s in states],
             "scans": [display.scan_view(s, now) for s in view.scans(SCANS_SHOWN)],
             "status": display.status_view(ctx.telemetry),
+            "alerting": ctx.alerts is not None,
+            "alerts": visible_alerts(ctx, viewer.resident if viewer else None),
         },
         # a resident's view is theirs alone: no shared cache may keep it
         headers={**SECURITY_HEADERS, "Cache-Control": "no-store"} if viewer else SECURITY_HEADERS,

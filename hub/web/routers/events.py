@@ -2,7 +2,8 @@
 
 The stream polls ``LiveState.snapshot(since)`` and sends only what changed:
 ``event: things`` (changed things, ``id:`` is the state version so a reconnecting
-browser resumes via Last-Event-ID), ``event: scans`` and ``event: status``.
+browser resumes via Last-Event-ID), ``event: scans``, ``event: status`` and ``event: alerts`` (the
+open alerts the viewer may see, graded, whenever that list changes).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
 from hub.web import display
+from hub.web.alert_grading import visible_alerts
 from hub.web.auth import Viewer, optional_viewer
 from hub.web.context import WebContext, get_context, view_for
 from hub.web.routers.dashboard import SCANS_SHOWN
@@ -76,6 +78,7 @@ async def _stream(
     version = since
     scans: list[dict[str, Any]] | None = None
     status: dict[str, int] | None = None
+    alerts: list[dict[str, Any]] | None = None
     last_sent = checked = time.monotonic()
     view = view_for(ctx, viewer.resident if viewer else None)
     yield "retry: 3000\n\n"
@@ -107,6 +110,11 @@ async def _stream(
             if fresh_status != status:
                 chunk += _event("status", fresh_status)
                 status = fresh_status
+            if ctx.alerts is not None:
+                fresh_alerts = visible_alerts(ctx, view.viewer)
+                if fresh_alerts != alerts:
+                    chunk += _event("alerts", {"alerts": fresh_alerts})
+                    alerts = fresh_alerts
             if not chunk and time.monotonic() - last_sent >= keepalive_interval:
                 chunk = ": keep-alive\n\n"
             if chunk:

@@ -20,6 +20,7 @@ from hub.domain.privacy import contact_for, location_for, public_pseudonym, visi
 from hub.domain.trust import TIER_NAMES, explain, tier
 from hub.web import display
 from hub.web.access import Access, Refused, access, loan_visible, require_access
+from hub.web.alert_grading import alerts_for
 from hub.web.auth import Viewer, page_viewer, safe_next
 from hub.web.context import PeopleSide, WebContext, get_context, people_side, refusal
 from hub.web.routers.account import render
@@ -75,8 +76,29 @@ def loan_row(loan: Loan, names: Names, me: str, thing_name: str) -> dict[str, An
 # -- /me ----------------------------------------------------------------------------------------------
 
 
+ME_DONE = {
+    "alert-acknowledge": "Acknowledged.",
+    "alert-claim": "Claimed: the others see that you are on it.",
+    "alert-release": "Released.",
+    "alert-clear": "Cleared.",
+}
+
+
 @router.get("/me", response_class=HTMLResponse)
-def me_page(request: Request, ctx: Context, viewer: PageViewer) -> Response:
+def me_page(request: Request, ctx: Context, viewer: PageViewer, done: str | None = None) -> Response:
+    return me_page_response(request, ctx, viewer, message=ME_DONE.get(done or ""))
+
+
+def me_page_response(
+    request: Request,
+    ctx: WebContext,
+    viewer: Viewer,
+    *,
+    message: str | None = None,
+    error: str | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    """/me with an optional notice (after a form) or error (a refused form, with its status)."""
     side = people_side(ctx)
     now = ctx.clock()
     me = viewer.resident
@@ -141,7 +163,12 @@ def me_page(request: Request, ctx: Context, viewer: PageViewer) -> Response:
             "past": past,
             "to_decide": to_decide,
             "trust": f"{TIER_NAMES[tier(record)]}: {explain(record)}",
+            "alerts": alerts_for(ctx, side, me),
+            "alerting": ctx.alerts is not None,
+            "message": message,
+            "error": error,
         },
+        status_code=status_code,
     )
 
 
@@ -161,6 +188,12 @@ DONE = {
 def thing_page(
     thing_id: str, request: Request, ctx: Context, viewer: PageViewer, done: str | None = None
 ) -> Response:
+    side = people_side(ctx)
+    found = access(side, viewer.resident, thing_id, ctx.clock())
+    if found is not None:  # "who saw what about my things": the owner reads it on /me/audit
+        request.app.state.view_log.viewed(
+            side.directory, viewer.resident, found.thing, found.relations, "page"
+        )
     return _thing_page(request, ctx, viewer, thing_id, message=DONE.get(done or ""))
 
 
@@ -266,6 +299,7 @@ def thing_context(ctx: WebContext, side: PeopleSide, me: Resident, found: Access
         "can_return": found.may(Action.RETURN) and out,
         "holder_is_me": holder is not None and holder.borrower == me.id,
         "today": datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d"),
+        "can_edit_rules": ctx.alerts is not None and found.may(Action.MANAGE),
     }
 
 

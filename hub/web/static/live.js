@@ -104,6 +104,27 @@
     document.getElementById("no-scans").hidden = scans.length > 0;
   }
 
+  // Mirrors the "Active alerts" list of dashboard.html.
+  function applyAlerts(alerts) {
+    var list = document.getElementById("alerts");
+    if (!list) return;
+    list.replaceChildren.apply(list, alerts.map(function (a) {
+      var li = el("li", "alert");
+      li.dataset.alert = a.id;
+      li.dataset.severity = a.severity;
+      li.dataset.state = a.state;
+      var badge = el("span", "badge severity", a.severity);
+      badge.dataset.severity = a.severity;
+      var state = a.state + (a.state === "claimed" && a.claimed_by ? " by " + a.claimed_by : "");
+      var head = el("p", "alert-head");
+      head.append(badge, " ", el("strong", "alert-title", a.title), " ", el("span", "alert-state", state));
+      li.append(head, el("p", "alert-body", a.body), el("p", "muted alert-since", "since " + a.opened_text));
+      return li;
+    }));
+    list.hidden = alerts.length === 0;
+    document.getElementById("no-alerts").hidden = alerts.length > 0;
+  }
+
   function applyStatus(status) {
     document.querySelectorAll("#status-line dd[data-key]").forEach(function (dd) {
       if (dd.dataset.key in status) dd.textContent = status[dd.dataset.key];
@@ -131,5 +152,6 @@
   });
   on(source, "scans", function (data) { applyScans(data.scans); });
   on(source, "status", applyStatus);
+  on(source, "alerts", function (data) { applyAlerts(data.alerts); });
   setInterval(tickAges, 1000);
 })();
