@@ -14,11 +14,14 @@ from typing import Any
 import httpx
 import pytest
 
+from hub.alerting import AlertService
+from hub.domain.alert_rules import BooleanRule, Severity, Threshold
 from hub.domain.events import Availability, Reading, Scan
 from hub.domain.livestate import LiveState
-from hub.domain.model import LendPolicy, Relation, RelationKind, Role, Thing, Visibility
+from hub.domain.model import LendPolicy, Relation, RelationKind, Role, Share, Thing, Visibility
 from hub.loans import LendingDesk
 from hub.storage.accounts import Accounts
+from hub.storage.alertstore import AlertStore
 from hub.storage.catalog import Catalog
 from hub.storage.directory import Directory
 from hub.storage.store import Store
@@ -109,7 +112,13 @@ def start_server() -> Iterator[Callable[..., WebServer]]:
     servers: list[WebServer] = []
 
     def start(ctx: WebContext, *, port: int = 0, try_next_ports: int = 0, **app_options: Any) -> WebServer:
-        server = WebServer(create_app(ctx, **app_options), "127.0.0.1", port, try_next_ports=try_next_ports)
+        server = WebServer(
+            create_app(ctx, **app_options),
+            "127.0.0.1",
+            port,
+            try_next_ports=try_next_ports,
+            trust_proxy=app_options.get("trust_proxy", False),
+        )
         servers.append(server)
         server.start()
         return server
@@ -256,7 +265,7 @@ class Neighborhood:
     ids: dict[str, str]
     published: list[tuple[str, str]]
 
-    def context(self, telemetry: Telemetry) -> WebContext:
+    def context(self, telemetry: Telemetry, alerts: AlertService | None = None) -> WebContext:
         return WebContext(
             live=self.live,
             catalog=Catalog(self.directory, ttl=0.0, clock=self.clock),
@@ -267,6 +276,7 @@ class Neighborhood:
             directory=self.directory,
             desk=self.desk,
             accounts=self.accounts,
+            alerts=alerts,
         )
 
 
@@ -352,6 +362,96 @@ def client_for(hood_server: WebServer) -> Iterator[Callable[..., httpx.Client]]:
 
     def make(pseudonym: str | None = None) -> httpx.Client:
         client = httpx.Client(base_url=hood_server.url or "", timeout=10)
+        clients.append(client)
+        if pseudonym is not None:
+            response = sign_in(client, pseudonym)
+            assert response.status_code == 303, response.text
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture
+def login() -> Callable[..., httpx.Response]:
+    """``login(client, pseudonym, password=None)``: sign in through the real form (for test modules that
+    cannot import this conftest by name)."""
+    return sign_in
+
+
+@pytest.fixture
+def csrf() -> Callable[..., str]:
+    """``csrf(client, path="/me")``: the session's CSRF token as a resident page carries it."""
+    return csrf_of
+
+
+# -- alerting: a real AlertService over the neighborhood's store ------------------------------------------
+
+#: the rules of the alerting fixture: a leak, and humidity above 80 % (clears below 70 %)
+ALERT_RULES = (
+    BooleanRule("water_leak", id="water-leak", severity=Severity.CRITICAL),
+    Threshold("humidity", id="humid", severity=Severity.MINOR, above=80.0, clear_below=70.0),
+)
+
+
+@dataclass
+class AlertHood:
+    """The neighborhood with alerting: bruno also owns a public street flood sensor that shares only its
+    derived state, watched by dee; chen is related to nothing. ``server`` serves it all."""
+
+    hood: Neighborhood
+    service: AlertService
+    server: WebServer
+
+    def reading(self, thing: str, values: dict[str, float | bool]) -> list[str]:
+        """Feed a reading to the engine as the ingest worker does; the ids of the alerts open after it."""
+        self.service.on_reading(thing, values, self.hood.clock())
+        return [a.id for a in self.service.open_alerts() if a.thing == thing]
+
+
+@pytest.fixture
+def alert_hood(
+    neighborhood: Neighborhood, telemetry: Telemetry, start_server: Callable[..., WebServer]
+) -> Iterator[AlertHood]:
+    d, ids = neighborhood.directory, neighborhood.ids
+    d.create_thing(
+        Thing(
+            id="street-flood",
+            name="Street flood sensor",
+            visibility=Visibility.PUBLIC,
+            watcher_share=Share.DERIVED,
+            derived_from=("water_leak",),
+        ),
+        owner=ids["bruno"],
+        actor=ids["bruno"],
+        now=NOW - 100,
+    )
+    watch = Relation("", ids["dee"], "street-flood", RelationKind.WATCHES)
+    d.grant(watch, actor=ids["dee"], now=NOW - 100)
+    service = AlertService(
+        directory=d,
+        catalog=Catalog(d, ttl=0.0, clock=neighborhood.clock),
+        store=AlertStore(neighborhood.store),
+        publish=lambda topic, payload, qos, retain: neighborhood.published.append((topic, payload)),
+        telemetry=telemetry,
+        rules=ALERT_RULES,
+        custody=neighborhood.desk.custody,
+        clock=neighborhood.clock,
+    )
+    service.start()
+    server = start_server(neighborhood.context(telemetry, alerts=service))
+    yield AlertHood(neighborhood, service, server)
+    service.stop()
+
+
+@pytest.fixture
+def alert_client(alert_hood: AlertHood) -> Iterator[Callable[..., httpx.Client]]:
+    """``alert_client("dee")``: a client of the alerting server signed in as dee (no name: anonymous)."""
+    clients: list[httpx.Client] = []
+
+    def make(pseudonym: str | None = None) -> httpx.Client:
+        client = httpx.Client(base_url=alert_hood.server.url or "", timeout=10)
         clients.append(client)
         if pseudonym is not None:
             response = sign_in(client, pseudonym)
