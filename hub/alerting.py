@@ -111,6 +111,7 @@ class AlertService:
     def prepare(self) -> None:
         """Load the registered things and the open alerts, before the first message is evaluated."""
         self.sync_things(self.clock())
+        self.reload_rules()  # before restoring: alerts of stored rules are taken back too
         self.engine.restore(_alert(record) for record in self.store.active_alerts())
         self._prepared = True
 
