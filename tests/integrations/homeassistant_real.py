@@ -92,7 +92,11 @@ class RealHomeAssistant(Service):
                 self._fail(f"did not answer /api/onboarding on port {self.port} within {START_TIMEOUT:g} s")
             time.sleep(0.25)
         if not self.token:
-            self.token = self._onboard()
+            try:
+                self.token = self._onboard()
+            except BaseException:
+                self.kill()  # the fixture never reaches its teardown: do not leave hass running
+                raise
 
     def _onboard(self) -> str:
         """Create the owner through the onboarding API and return a long-lived access token for it."""
