@@ -34,12 +34,6 @@ Step = Literal["acknowledge", "claim", "release", "clear"]
 
 #: longest claim note kept ("I'm going to check the flood sensor")
 NOTE_LIMIT = 500
-DONE = {
-    "acknowledge": "Acknowledged.",
-    "claim": "Claimed: the others see that you are on it.",
-    "release": "Released.",
-    "clear": "Cleared.",
-}
 
 
 def board(ctx: WebContext) -> AlertBoard:
