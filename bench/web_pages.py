@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import random
 import shutil
 import signal
@@ -263,9 +264,11 @@ def sign_in(client: httpx.Client, pseudonym: str, password: str) -> None:
         raise SystemExit(f"sign-in as {pseudonym} failed: {done.status_code} {done.text[:200]}")
 
 
-def measure(client: httpx.Client, paths: Callable[[int], str], n: int) -> list[float]:
-    """Milliseconds per request, after WARM_UP unrecorded ones; every answer must be 200."""
+def measure(client: httpx.Client, paths: Callable[[int], str], n: int) -> tuple[list[float], int]:
+    """Milliseconds per request, after WARM_UP unrecorded ones, and the mean body size in bytes; every
+    answer must be 200."""
     times = []
+    size = 0
     for k in range(WARM_UP + n):
         path = paths(k)
         t0 = time.perf_counter()
@@ -275,7 +278,8 @@ def measure(client: httpx.Client, paths: Callable[[int], str], n: int) -> list[f
             raise SystemExit(f"GET {path} answered {response.status_code}: {response.text[:200]}")
         if k >= WARM_UP:
             times.append(elapsed)
-    return times
+            size += len(response.content)
+    return times, size // n
 
 
 def summary(times: list[float]) -> tuple[float, float, float, float]:
@@ -336,7 +340,7 @@ def main() -> int:
     store.close()
 
     hub, url = start_hub(work, data)
-    results: dict[str, list[float]] = {}
+    results: dict[str, tuple[list[float], int]] = {}
     try:
         with httpx.Client(base_url=url, timeout=30) as kiosk, httpx.Client(base_url=url, timeout=30) as me:
             sign_in(me, VIEWER, PASSWORD)
@@ -365,17 +369,21 @@ def main() -> int:
         if args.data is None:
             shutil.rmtree(work, ignore_errors=True)
 
-    print(f"\n{'page':32} {'p50':>8} {'p95':>8} {'p99':>8} {'max':>8}   (ms, client wall time on loopback)")
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"\nload average {load} on {os.cpu_count()} CPUs (the client runs on the same machine)")
+    print(
+        f"{'page':32} {'p50':>8} {'p95':>8} {'p99':>8} {'max':>8} {'kB':>6}  (ms: client wall time, loopback)"
+    )
     failed = []
-    for page, times in results.items():
+    for page, (times, size) in results.items():
         p50, p95, p99, top = summary(times)
         mark = "" if p95 < BUDGET_MS else f"   ✗ p95 ≥ {BUDGET_MS:.0f} ms"
-        print(f"{page:32} {p50:8.1f} {p95:8.1f} {p99:8.1f} {top:8.1f}{mark}")
+        print(f"{page:32} {p50:8.1f} {p95:8.1f} {p99:8.1f} {top:8.1f} {size / 1000:6.0f}{mark}")
         if mark:
             failed.append(page)
     for label, times in (("history 24 h (144 points)", day), ("history 7 days (bucketed)", week)):
         p50, p95, p99, top = summary(times)
-        print(f"{label:32} {p50:8.1f} {p95:8.1f} {p99:8.1f} {top:8.1f}   (in-process query)")
+        print(f"{label:32} {p50:8.1f} {p95:8.1f} {p99:8.1f} {top:8.1f} {'':6}   (in-process query)")
     if failed:
         print(f"\nover budget: {', '.join(failed)}")
         return 1
