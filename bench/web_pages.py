@@ -21,7 +21,7 @@ embedded store's history query (24 h and 7 days of one measurement, as a chart n
 any page's p95 is 100 ms or more.
 
     .venv/bin/python bench/web_pages.py
-    .venv/bin/python bench/web_pages.py --data /tmp/hub-web-bench   # keep the data set, reuse it next run
+    .venv/bin/python bench/web_pages.py --data web-bench-data   # keep the data set, reuse it next run
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ def profile(i: int) -> tuple[str, str, Visibility, Share]:
     return kind, sensor, visibility, share
 
 
-def seed(data: Path, residents: int, things: int, now: float) -> dict[str, int]:
+def seed(data: Path, residents: int, things: int, now: float) -> dict[str, float]:
     """The neighborhood and a week of readings ending at ``now``; returns the data set's size."""
     started = time.perf_counter()
     store = Store.open(data)
@@ -208,6 +208,7 @@ def seed(data: Path, residents: int, things: int, now: float) -> dict[str, int]:
     store.apply(list(latest.values()), [])
     store.close()
     size = {
+        "now": now,
         "residents": residents,
         "things": things,
         "relations": relations,
@@ -218,7 +219,7 @@ def seed(data: Path, residents: int, things: int, now: float) -> dict[str, int]:
         "seed_people_s": round(seeded_people, 1),
         "seed_total_s": round(time.perf_counter() - started, 1),
     }
-    (data / SEEDED).write_text(json.dumps({"now": now, **size}))
+    (data / SEEDED).write_text(json.dumps(size))
     return size
 
 
@@ -317,7 +318,7 @@ def main() -> int:
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="hub-web-bench-"))
-    data = args.data or work / "data"
+    data = args.data.resolve() if args.data else work / "data"
     marker = data / SEEDED
     if marker.exists():
         size = json.loads(marker.read_text())
@@ -327,10 +328,11 @@ def main() -> int:
             raise SystemExit(f"{data} holds something else: give an empty or missing directory")
         print(f"seeding {args.residents} residents, {args.things} things and a week of readings …")
         size = seed(data, args.residents, args.things, time.time())
-    now = float(size["now"]) if "now" in size else time.time()
+    now = float(size["now"])  # the week of readings ends here
     print(
         "data set: {residents} residents, {things} things, {relations} relations, {loans_out} loans out, "
-        "{points:,} points ({values:,} values, {timeseries_mb} MB embedded store)".format(**size)
+        "{points:,} points ({values:,} values, {timeseries_mb} MB embedded store, "
+        "seeded in {seed_total_s} s)".format(**size)
     )
 
     store = Store.open(data)
@@ -366,8 +368,7 @@ def main() -> int:
             hub.wait(30)
         except subprocess.TimeoutExpired:
             hub.kill()
-        if args.data is None:
-            shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)  # the config; a kept data set lives outside it
 
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"\nload average {load} on {os.cpu_count()} CPUs (the client runs on the same machine)")
