@@ -31,6 +31,7 @@ import json
 import math
 import os
 import random
+import secrets
 import shutil
 import signal
 import socket
@@ -70,7 +71,7 @@ WARM_UP = 20
 STEP_S = 600  # one reading per thing every 10 minutes
 WEEK_S = 7 * 86_400
 BATCH = 50_000
-PASSWORD = "bench-" + "correct-horse-battery"
+PASSWORD = secrets.token_urlsafe(12)  # a fresh one each run, set before the hub starts
 VIEWER = "resident-001"
 
 #: kind → measurements of one reading (2–4), with a value generator each
