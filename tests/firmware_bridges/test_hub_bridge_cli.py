@@ -11,7 +11,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 import pytest
-from conftest import REPO, BridgeProcess, PtyReader, Subscriber
+from bridgekit import REPO, BridgeProcess, PtyReader, Subscriber
 
 
 def hub_bridge(*args: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:

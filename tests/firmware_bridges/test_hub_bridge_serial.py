@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 
 import pytest
-from conftest import BridgeProcess, PtyReader, Subscriber
+from bridgekit import BridgeProcess, PtyReader, Subscriber
 
 pytestmark = pytest.mark.integration
 

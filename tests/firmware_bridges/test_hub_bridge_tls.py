@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import BridgeProcess, PtyReader, Subscriber
+from bridgekit import BridgeProcess, PtyReader, Subscriber
 
 pytestmark = pytest.mark.integration
 

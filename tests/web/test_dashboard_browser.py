@@ -7,8 +7,8 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from conftest import OpenCatalog
 from playwright.sync_api import Browser, expect, sync_playwright
+from webkit import OpenCatalog
 
 from hub.domain.events import Reading
 from hub.domain.livestate import LiveState

@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable
 
 import httpx
-from conftest import OpenCatalog
+from webkit import OpenCatalog
 
 from hub.domain.events import Reading, Scan
 from hub.domain.livestate import LiveState

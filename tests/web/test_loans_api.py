@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable
 
 import httpx
-from conftest import Neighborhood, csrf_of
+from webkit import Neighborhood, csrf_of
 
 from hub.domain.model import LendPolicy, LoanState, Relation, RelationKind
 

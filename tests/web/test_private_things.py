@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from conftest import EventStream, Neighborhood, csrf_of
+from webkit import EventStream, Neighborhood, csrf_of
 
 from hub.domain.model import Loan, LoanState, Relation, RelationKind
 from hub.web import WebServer

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import PASSWORDS, Neighborhood
 from playwright.sync_api import Browser, expect, sync_playwright
+from webkit import PASSWORDS, Neighborhood
 
 from hub.domain.model import LoanState
 from hub.web import WebServer

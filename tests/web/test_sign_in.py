@@ -11,7 +11,7 @@ from http.cookies import SimpleCookie
 import httpx
 import pytest
 import sqlalchemy as sa
-from conftest import PASSWORDS, Neighborhood, csrf_of, form_field, sign_in
+from webkit import PASSWORDS, Neighborhood, csrf_of, form_field, sign_in
 
 from hub.domain.model import LoanState, Role
 from hub.telemetry import Telemetry
