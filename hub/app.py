@@ -11,6 +11,7 @@ Side effects (store writes, the dashboard) read the live state; nothing on the h
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import queue
@@ -53,6 +54,18 @@ from hub.web.server import WebServer
 log = logging.getLogger(__name__)
 
 _STOP = object()
+
+
+def settle_memory() -> None:
+    """After start-up: move what was loaded out of the garbage collector's way.
+
+    The imports and the loaded store leave ~180,000 tracked objects; a full collection over them takes
+    about 100 ms on a 2-core machine and landed in the dashboard's slowest requests. Frozen objects are
+    never scanned again, and a higher first threshold makes collections rarer.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 50, 100)
 
 
 def build_router(config: HubConfig) -> Router:

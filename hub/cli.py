@@ -127,12 +127,13 @@ def _wait_for_signal() -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from hub.app import Hub
+    from hub.app import Hub, settle_memory
 
     config = load_config(args.config)
     setup_logging(args.log_level or config.log.level)
     hub = Hub(config)
     hub.start()
+    settle_memory()
     logging.getLogger("hub").info("hub running version=%s", __version__)
     try:
         _wait_for_signal()

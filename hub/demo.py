@@ -13,7 +13,7 @@ import threading
 import time
 from pathlib import Path
 
-from hub.app import Hub
+from hub.app import Hub, settle_memory
 from hub.config import HubConfig
 from hub.domain.model import LendPolicy, Relation, RelationKind, Role, Share, Thing, Visibility
 from hub.simulator import CARDS, TOOLS, Simulator
@@ -100,6 +100,7 @@ def run_demo(directory: Path, port: int = 8080) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     hub.start()
+    settle_memory()
     assert hub.broker is not None and hub.mqtt is not None
     simulator = Simulator(hub.broker.host, hub.broker.port, hub.config.mqtt.base_topic)
     try:
