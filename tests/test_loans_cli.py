@@ -10,12 +10,12 @@ import json
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from console import Console
 
 from hub.cli import main
 from hub.domain.model import LoanState
@@ -26,39 +26,8 @@ CARD = "45C52583"
 DAY = 86400.0
 
 
-@dataclass
-class Ran:
-    code: int
-    out: str
-    err: str
-
-
-class Hub:
-    """``hub ... --config FILE`` in this process, with its output captured."""
-
-    def __init__(self, config: Path, capsys: pytest.CaptureFixture[str]) -> None:
-        self.config = config
-        self.capsys = capsys
-
-    def __call__(self, *argv: str) -> Ran:
-        self.capsys.readouterr()
-        code = main([*argv, "--config", str(self.config)])
-        captured = self.capsys.readouterr()
-        return Ran(code, captured.out, captured.err)
-
-    def ok(self, *argv: str) -> str:
-        ran = self(*argv)
-        assert ran.code == 0, ran.err
-        assert ran.err == "" or argv[:2] == ("resident", "invite"), ran.err
-        return ran.out
-
-    def fails(self, *argv: str) -> str:
-        """Run a command that must be refused: exit 1, one "hub: ..." line, no traceback."""
-        ran = self(*argv)
-        assert ran.code == 1, (ran.out, ran.err)
-        assert ran.err.startswith("hub: ") and ran.err.count("\n") == 1, ran.err
-        assert "Traceback" not in ran.err
-        return ran.err
+class Hub(Console):
+    """``hub ... --config FILE`` in this process, with the helpers these tests share."""
 
     def join(self, *pseudonyms: str) -> None:
         for pseudonym in pseudonyms:

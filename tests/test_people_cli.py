@@ -12,11 +12,11 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from console import Console
 
 from hub.cli import main
 from hub.domain.model import Loan, LoanState, Location, RelationKind, Role, Share, Visibility
@@ -35,39 +35,8 @@ CARD = "45C52583"
 DAY = 86400.0
 
 
-@dataclass
-class Ran:
-    code: int
-    out: str
-    err: str
-
-
-class Hub:
-    """``hub ... --config FILE`` in this process, with its output captured."""
-
-    def __init__(self, config: Path, capsys: pytest.CaptureFixture[str]) -> None:
-        self.config = config
-        self.capsys = capsys
-
-    def __call__(self, *argv: str) -> Ran:
-        self.capsys.readouterr()
-        code = main([*argv, "--config", str(self.config)])
-        captured = self.capsys.readouterr()
-        return Ran(code, captured.out, captured.err)
-
-    def ok(self, *argv: str) -> str:
-        ran = self(*argv)
-        assert ran.code == 0, ran.err
-        assert ran.err == "" or argv[:2] == ("resident", "invite"), ran.err
-        return ran.out
-
-    def fails(self, *argv: str) -> str:
-        """Run a command that must be refused: exit 1, one "hub: ..." line, no traceback."""
-        ran = self(*argv)
-        assert ran.code == 1, (ran.out, ran.err)
-        assert ran.err.startswith("hub: ") and ran.err.count("\n") == 1, ran.err
-        assert "Traceback" not in ran.err
-        return ran.err
+class Hub(Console):
+    """``hub ... --config FILE`` in this process, with the helpers these tests share."""
 
     def invite(self, inviter: str, *extra: str) -> str:
         return self.ok("resident", "invite", "--as", inviter, *extra).strip()
