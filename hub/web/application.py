@@ -16,6 +16,8 @@ from hub.web.context import WebContext
 from hub.web.disclosure import ViewLog
 from hub.web.routers import (
     account,
+    admin,
+    admin_api,
     alerts,
     audit,
     channels,
@@ -66,7 +68,20 @@ def create_app(
     app.state.templates = templates
 
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    routers = (dashboard, events, things, loans, alerts, rules, account, residents_view, channels, audit)
+    routers = (
+        dashboard,
+        events,
+        things,
+        loans,
+        alerts,
+        rules,
+        account,
+        residents_view,
+        channels,
+        audit,
+        admin,
+        admin_api,
+    )
     for module in (*routers, health, metrics):
         app.include_router(module.router)
     app.add_exception_handler(SignInRequired, _sign_in)

@@ -25,6 +25,7 @@ from hub.domain.model import (
     Relation,
     RelationKind,
     Resident,
+    Role,
     Thing,
 )
 from hub.domain.trust import TrustRecord
@@ -94,6 +95,40 @@ class People(Protocol):
 
     def audit_for_resident(
         self, resident_id: str, *, since: float | None = None, limit: int = 500
+    ) -> list[AuditEntry]: ...
+
+    # -- what stewards and admins manage (the admin pages and the relations API) --
+
+    def residents(self) -> list[Resident]: ...
+
+    def set_role(self, resident_id: str, role: Role, *, actor: str | None, now: float) -> Resident: ...
+
+    def create_invite(self, *, created_by: str, role: Role = Role.RESIDENT, now: float) -> str: ...
+
+    def update_thing(self, thing: Thing, *, actor: str | None, now: float) -> Thing: ...
+
+    def attach_tag(self, thing_id: str, tag: str, *, actor: str | None, now: float) -> str: ...
+
+    def retire_thing(self, thing_id: str, *, actor: str | None, now: float) -> None: ...
+
+    def thing_by_tag(self, tag: str) -> str | None: ...
+
+    def resident_by_card(self, tag: str) -> str | None: ...
+
+    def relation(self, relation_id: str) -> Relation | None: ...
+
+    def grant(self, relation: Relation, *, actor: str | None, now: float) -> Relation: ...
+
+    def revoke(self, relation_id: str, *, actor: str | None, now: float) -> Relation: ...
+
+    def audit(
+        self,
+        *,
+        thing: str | None = None,
+        subject: str | None = None,
+        actor: str | None = None,
+        since: float | None = None,
+        limit: int = 500,
     ) -> list[AuditEntry]: ...
 
 
@@ -287,6 +322,22 @@ class AlertBoard(Protocol):
     def delete_rule(self, rule_id: str) -> bool: ...
 
 
+class HistoryReader(Protocol):
+    """Past readings of one measurement (the embedded sink, hub.storage.history.InfluxV1History).
+
+    Raises an exception whose ``reason`` is ``"unavailable"`` (with a ``message``) when the store cannot
+    answer."""
+
+    def history(
+        self,
+        thing: str,
+        measurement: str,
+        since_ns: int,
+        until_ns: int | None = None,
+        max_points: int = 1000,
+    ) -> list[tuple[int, float | bool]]: ...
+
+
 @dataclass(frozen=True, kw_only=True)
 class WebContext:
     """Everything the dashboard and API read; built by the app, never by the web layer itself."""
@@ -307,6 +358,8 @@ class WebContext:
     accounts: AccountBook | None = None
     #: alerting. Without it the dashboard shows no alerts and the alert pages and API answer 503.
     alerts: AlertBoard | None = None
+    #: past readings for charts. Without it (InfluxDB 2.x) the readings API answers 503 and pages say so.
+    history: HistoryReader | None = None
 
 
 def kiosk_view(ctx: WebContext) -> GradedView:
