@@ -40,6 +40,7 @@ from hub.storage.alertstore import AlertStore
 from hub.storage.catalog import Catalog
 from hub.storage.directory import Directory
 from hub.storage.embedded import EmbeddedSink
+from hub.storage.history import history_for
 from hub.storage.influx import InfluxV1Sink, InfluxV2Sink
 from hub.storage.recorder import Recorder
 from hub.storage.sink import LineSink, Point, PointSink
@@ -211,6 +212,7 @@ class Hub:
                 desk=self.desk,
                 accounts=Accounts(self.store),
                 alerts=self.alerting,
+                history=history_for(self.sink, resolve_secrets(self.config, self.env)),
             )
             trust_proxy = self.config.web.trust_proxy
             self._web = WebServer(

@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 
 import urllib3
 
+from hub.config import Secrets
 from hub.domain.vocabulary import BOOLEAN
 from hub.storage.embedded import EmbeddedSink
 from hub.storage.influx import InfluxV1Sink, _base_url
@@ -132,11 +133,10 @@ class InfluxV1History:
         self._http.clear()
 
 
-def history_for(
-    sink: object, *, username: str | None = None, password: str | None = None
-) -> EmbeddedSink | InfluxV1History | None:
+def history_for(sink: object, secrets: Secrets | None = None) -> EmbeddedSink | InfluxV1History | None:
     """The history reader that goes with a sink: the embedded sink itself, an InfluxDB 1.x reader over
-    the same database, or None (InfluxDB 2.x: charts say that history needs one of the other two)."""
+    the same database (with the sink's credentials from ``secrets``), or None (InfluxDB 2.x: charts say
+    that history needs one of the other two)."""
     if isinstance(sink, EmbeddedSink):
         return sink
     if isinstance(sink, InfluxV1Sink):
@@ -144,8 +144,8 @@ def history_for(
             sink.url,
             sink.database,
             retention_policy=sink.retention_policy,
-            username=username,
-            password=password,
+            username=secrets.timeseries_username if secrets else None,
+            password=secrets.timeseries_password if secrets else None,
             timeout=sink.timeout,
         )
     return None

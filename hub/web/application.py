@@ -24,6 +24,7 @@ from hub.web.routers import (
     dashboard,
     events,
     health,
+    history,
     loans,
     metrics,
     residents_view,
@@ -66,6 +67,9 @@ def create_app(
 
     templates = Jinja2Templates(directory=HERE / "templates")
     app.state.templates = templates
+    # the dashboard's and thing page's history sections, graded where they are rendered
+    templates.env.globals["kiosk_sections"] = history.kiosk_sections
+    templates.env.globals["thing_history"] = history.thing_history
 
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     routers = (
@@ -81,6 +85,7 @@ def create_app(
         audit,
         admin,
         admin_api,
+        history,
     )
     for module in (*routers, health, metrics):
         app.include_router(module.router)
