@@ -7,7 +7,7 @@ from collections.abc import Callable
 import httpx
 from webkit import NOW, Neighborhood, csrf_of
 
-from hub.domain.model import Contact, Loan, LoanState, Role, Thing, Visibility
+from hub.domain.model import Contact, Loan, LoanState, Relation, RelationKind, Role, Thing, Visibility
 
 
 def _headers(client: httpx.Client) -> dict[str, str]:
@@ -191,3 +191,17 @@ def test_audit_filtered_by_resident_shows_what_they_did_and_what_concerns_them(
         ("relation.grant", "drill"),
     }
     assert all("bruno" in (e["actor"], e["subject"]) for e in entries)
+
+
+def test_steward_role_alone_does_not_open_a_things_audit_but_stewarding_it_does(
+    neighborhood: Neighborhood, client_for: Callable[..., httpx.Client]
+) -> None:
+    d, ids = neighborhood.directory, neighborhood.ids
+    d.set_role(ids["chen"], Role.STEWARD, actor=None, now=NOW)
+    chen = client_for("chen")
+    refused = chen.get("/api/v1/audit", params={"thing": "drill"})
+    assert refused.status_code == 403 and refused.json()["reason"] == "forbidden"
+    assert chen.get("/admin/audit", params={"thing": "drill"}).status_code == 403
+    d.grant(Relation("", ids["chen"], "drill", RelationKind.STEWARDS), actor=ids["bruno"], now=NOW)
+    entries = chen.get("/api/v1/audit", params={"thing": "drill"}).json()["entries"]
+    assert entries[-1]["action"] == "relation.grant" and entries[-1]["subject"] == "chen"

@@ -479,6 +479,8 @@ def audit_page(
         about = live_resident(side, resident) if resident else None
         entries = audit_shown(side, viewer.resident, now, thing_id=thing, resident=about, limit=AUDIT_SHOWN)
     except Refused as exc:
+        if exc.status == 403:
+            return _forbidden(request, exc.detail[:1].upper() + exc.detail[1:] + ".")
         return render(request, "not_found.html", {"what": exc.detail.removeprefix("no ")}, status_code=404)
     thing_names: dict[str, str] = {}
 

@@ -175,8 +175,10 @@ def audit_shown(
     """
     if thing_id is not None:
         found = access(side, me, thing_id, now)
-        if found is None or not found.may(Action.SEE_AUDIT):
+        if found is None:
             raise not_found("thing", thing_id)
+        if not found.may(Action.SEE_AUDIT):
+            raise Refused(403, "forbidden", f"you may not read the audit log of {found.thing.name}")
         entries = side.directory.audit(thing=thing_id, limit=limit)
         if resident is not None:
             entries = [e for e in entries if resident.id in (e.actor, e.subject)]
