@@ -4,32 +4,15 @@ acknowledged. Screenshots of each step are kept in the test's tmp_path."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 
 from hub.domain.alerts import AlertState
 
 # fixtures: alert_hood (tests/web/conftest.py)
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 DEE_PASSWORD = "dee borrows things"
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"chromium not found: apt-get install chromium (expected {CHROMIUM})")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 def test_the_kiosk_list_follows_alerts_live(browser: Browser, alert_hood, tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import queue
 import re
 import threading
@@ -13,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import Browser, sync_playwright
 
 from hub.alerting import AlertService
 from hub.domain.alert_rules import BooleanRule, Severity, Threshold
@@ -461,3 +463,27 @@ def alert_client(alert_hood: AlertHood) -> Iterator[Callable[..., httpx.Client]]
     yield make
     for client in clients:
         client.close()
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium driven by Playwright; fails, never skips, when it is not installed."""
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(f"chromium not found: apt-get install chromium (expected {CHROMIUM})")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
