@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 
@@ -20,20 +21,36 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from services import InfluxDB1, Mosquitto, PostgresDatabase, Service, VictoriaMetrics, stop_all
 
+S = TypeVar("S", bound=Service)
+
+
+def _started(
+    make: Callable[..., S], tmp_path_factory: pytest.TempPathFactory, name: str
+) -> Iterator[Callable[..., S]]:
+    """A factory of running services, each in its own temp dir, all stopped at the end."""
+    started: list[Service] = []
+
+    def start(*args: Any, **kwargs: Any) -> S:
+        service = make(tmp_path_factory.mktemp(name), *args, **kwargs)
+        started.append(service)
+        service.start()
+        return service
+
+    yield start
+    stop_all(started)
+
+
+def _session(make: Callable[[Path], S], tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[S]:
+    service = make(tmp_path_factory.mktemp(name))
+    service.start()
+    yield service
+    service.stop()
+
 
 @pytest.fixture
 def mosquitto_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Mosquitto]]:
     """Start brokers on demand: ``mosquitto_factory(extra_config="...")`` returns a running Mosquitto."""
-    started: list[Service] = []
-
-    def start(extra_config: str = "") -> Mosquitto:
-        broker = Mosquitto(tmp_path_factory.mktemp("mosquitto"), extra_config)
-        started.append(broker)
-        broker.start()
-        return broker
-
-    yield start
-    stop_all(started)
+    yield from _started(Mosquitto, tmp_path_factory, "mosquitto")
 
 
 @pytest.fixture
@@ -49,24 +66,12 @@ def influxdb_v1_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ca
     ``influxdb_v1_factory(auth=True)`` turns authentication on, with an admin user
     (``admin_user``/``admin_password``) that the helpers use.
     """
-    started: list[Service] = []
-
-    def start(auth: bool = False) -> InfluxDB1:
-        server = InfluxDB1(tmp_path_factory.mktemp("influxdb"), auth=auth)
-        started.append(server)
-        server.start()
-        return server
-
-    yield start
-    stop_all(started)
+    yield from _started(InfluxDB1, tmp_path_factory, "influxdb")
 
 
 @pytest.fixture(scope="session")
 def _influxdb_v1_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxDB1]:
-    server = InfluxDB1(tmp_path_factory.mktemp("influxdb"))
-    server.start()
-    yield server
-    server.stop()
+    yield from _session(InfluxDB1, tmp_path_factory, "influxdb")
 
 
 @pytest.fixture
@@ -81,24 +86,12 @@ def victoria_metrics_factory(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Callable[[], VictoriaMetrics]]:
     """Start private VictoriaMetrics servers on demand, for tests that stop or break them."""
-    started: list[Service] = []
-
-    def start() -> VictoriaMetrics:
-        server = VictoriaMetrics(tmp_path_factory.mktemp("victoria-metrics"))
-        started.append(server)
-        server.start()
-        return server
-
-    yield start
-    stop_all(started)
+    yield from _started(VictoriaMetrics, tmp_path_factory, "victoria-metrics")
 
 
 @pytest.fixture(scope="session")
 def _victoria_metrics_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VictoriaMetrics]:
-    server = VictoriaMetrics(tmp_path_factory.mktemp("victoria-metrics"))
-    server.start()
-    yield server
-    server.stop()
+    yield from _session(VictoriaMetrics, tmp_path_factory, "victoria-metrics")
 
 
 @pytest.fixture
