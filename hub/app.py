@@ -30,8 +30,18 @@ from hub.domain.alert_rules import DEFAULT_RULES, rule_from_dict
 from hub.domain.events import Availability, Ignored, Reading, Rejected, Scan
 from hub.domain.livestate import LiveState
 from hub.domain.readers import ReaderMode
+from hub.ingest.airrohr import AirrohrDecoder
+from hub.ingest.decoder import Decoder
+from hub.ingest.esphome import EsphomeDecoder
+from hub.ingest.homeassistant import HomeAssistantDecoder
+from hub.ingest.homie import HomieDecoder
 from hub.ingest.native import NativeDecoder
-from hub.ingest.router import Router
+from hub.ingest.router import FieldRule, Router
+from hub.ingest.rules import TopicRulesDecoder
+from hub.ingest.shelly import ShellyDecoder
+from hub.ingest.tasmota import TasmotaDecoder
+from hub.ingest.ttn import TtnDecoder
+from hub.ingest.zigbee2mqtt import Zigbee2MqttDecoder
 from hub.loans import LendingDesk
 from hub.mqtt.client import AckToken, BrokerAddress, Inbound, MqttConnection
 from hub.mqtt.embedded import EmbeddedBroker
@@ -69,9 +79,45 @@ def settle_memory() -> None:
     gc.set_threshold(10_000, 50, 100)
 
 
+def build_decoders(config: HubConfig) -> list[Decoder]:
+    """Every decoder the config enables, in the order that decides who owns a topic.
+
+    The hub's own scheme first, then the user's topic rules (explicit config beats recognition), then
+    the ecosystems that read their topics natively; Home Assistant discovery after them (it only reads
+    topics no native decoder owns) and ESPHome last (its generic ``<node>/<component>/<id>/state``
+    yields to a discovery config that gives the same topic a unit and a device class).
+    """
+    eco = config.ingest.ecosystems
+    decoders: list[Decoder] = [NativeDecoder(config.mqtt.base_topic)]
+    if config.ingest.rules:
+        decoders.append(TopicRulesDecoder(config.ingest.rules))
+    if eco.tasmota.enabled:
+        decoders.append(TasmotaDecoder(eco.tasmota.full_topic, eco.tasmota.discovery_prefix))
+    if eco.zigbee2mqtt.enabled:
+        decoders.append(Zigbee2MqttDecoder(eco.zigbee2mqtt.base_topics))
+    if eco.shelly.enabled:
+        decoders.append(ShellyDecoder())
+    if eco.homie.enabled:
+        decoders.append(HomieDecoder(eco.homie.root))
+    if eco.ttn.enabled:
+        decoders.append(TtnDecoder(eco.ttn.prefix))
+    if eco.airrohr.enabled:
+        decoders.append(AirrohrDecoder())
+    if eco.homeassistant.enabled:
+        decoders.append(
+            HomeAssistantDecoder(eco.homeassistant.discovery_prefix, eco.homeassistant.max_topics)
+        )
+    if eco.esphome.enabled:
+        decoders.append(EsphomeDecoder(eco.esphome.discovery_prefix))
+    return decoders
+
+
 def build_router(config: HubConfig) -> Router:
     """The router with every decoder the hub speaks, as ``hub run`` and ``hub decode`` use it."""
-    return Router([NativeDecoder(config.mqtt.base_topic)], max_payload_bytes=config.ingest.max_payload_bytes)
+    field_map = [FieldRule(m.thing, m.field, m.to, m.unit) for m in config.ingest.field_map]
+    return Router(
+        build_decoders(config), max_payload_bytes=config.ingest.max_payload_bytes, field_map=field_map
+    )
 
 
 def build_sink(config: HubConfig, env: Mapping[str, str]) -> LineSink | PointSink:
@@ -243,7 +289,7 @@ class Hub:
                 secrets.mqtt_password,
                 str(cfg.tls_ca_file) if cfg.tls_ca_file else None,
             )
-        subs = [(topic, cfg.qos) for topic in self.router.subscriptions()]
+        subs = [(sub.topic, cfg.qos, sub.replay) for sub in self.router.subscriptions()]
         # amqtt speaks MQTT 3.1.1 only (and does not answer an MQTT 5 CONNECT).
         protocol = "3.1.1" if self.broker is not None else cfg.protocol
         return MqttConnection(

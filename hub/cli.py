@@ -43,16 +43,25 @@ def event_json(event: Event) -> dict[str, Any]:
         }
         if event.time is not None:
             out["time"] = _iso(event.time)
+        if event.unmapped:
+            out["unmapped"] = event.unmapped
         return out
     if isinstance(event, Availability):
         return {"type": "availability", "source": event.source, "thing": event.thing, "online": event.online}
     if isinstance(event, Discovery):
-        return {
-            "type": "discovery",
-            "source": event.source,
-            "thing": event.thing,
-            "attributes": event.attributes,
-        }
+        out = {"type": "discovery", "source": event.source, "thing": event.thing}
+        if event.retired:
+            out["retired"] = True
+        for key in ("name", "model", "manufacturer", "sw_version", "power"):
+            if getattr(event, key) is not None:
+                out[key] = getattr(event, key)
+        if event.measurements:
+            out["measurements"] = list(event.measurements)
+        if event.topics:
+            out["topics"] = list(event.topics)
+        if event.attributes:
+            out["attributes"] = event.attributes
+        return out
     if isinstance(event, Scan):
         out = {"type": "scan", "source": event.source, "reader": event.reader, "tag": event.tag}
         if event.time is not None:

@@ -112,9 +112,149 @@ class WebConfig(_Section):
         return int(self.listen.rsplit(":", 1)[1])
 
 
+_TOPIC_PREFIX = r"^[^#+\s]+$"
+
+
+class EcosystemToggle(_Section):
+    enabled: bool = True
+
+
+class HomeAssistantIngest(_Section):
+    """Home Assistant MQTT discovery: devices that announce themselves under ``discovery_prefix``."""
+
+    enabled: bool = True
+    discovery_prefix: str = Field("homeassistant", pattern=_TOPIC_PREFIX)
+    #: at most this many state/availability topics learned from discovery are followed
+    max_topics: int = Field(10000, ge=1)
+
+
+class TasmotaIngest(_Section):
+    enabled: bool = True
+    #: Tasmota's FullTopic; %prefix% is one of cmnd/stat/tele, %topic% the device topic
+    full_topic: str = "%prefix%/%topic%/"
+    discovery_prefix: str = Field("tasmota/discovery", pattern=_TOPIC_PREFIX)
+
+
+class Zigbee2MqttIngest(_Section):
+    enabled: bool = True
+    #: more than one Zigbee2MQTT instance may run (one per coordinator)
+    base_topics: list[str] = ["zigbee2mqtt"]
+
+
+class EsphomeIngest(_Section):
+    enabled: bool = True
+    discovery_prefix: str = Field("esphome/discover", pattern=_TOPIC_PREFIX)
+
+
+class HomieIngest(_Section):
+    enabled: bool = True
+    root: str = Field("homie", pattern=_TOPIC_PREFIX)
+
+
+class TtnIngest(_Section):
+    enabled: bool = True
+    #: The Things Stack's topic prefix (``v3``)
+    prefix: str = Field("v3", pattern=_TOPIC_PREFIX)
+
+
+class AirrohrIngest(_Section):
+    """Sensor.Community airrohr firmware's custom-API HTTP push to ``POST /api/v1/push/airrohr``."""
+
+    enabled: bool = True
+    #: optional shared secret the firmware sends as HTTP basic auth password (user: anything)
+    password: SecretStr | None = None
+
+
+class Ecosystems(_Section):
+    homeassistant: HomeAssistantIngest = HomeAssistantIngest()
+    tasmota: TasmotaIngest = TasmotaIngest()
+    zigbee2mqtt: Zigbee2MqttIngest = Zigbee2MqttIngest()
+    esphome: EsphomeIngest = EsphomeIngest()
+    shelly: EcosystemToggle = EcosystemToggle()
+    homie: HomieIngest = HomieIngest()
+    ttn: TtnIngest = TtnIngest()
+    airrohr: AirrohrIngest = AirrohrIngest()
+
+
+class RuleField(_Section):
+    """Where one canonical value sits in a payload matched by a topic rule."""
+
+    #: dotted path into the JSON payload (``env.temp``, ``sensors[0].value``, ``"PM2.5"`` quoted);
+    #: ``$`` or absent: the whole payload is the value (plain-text payloads)
+    path: str = "$"
+    #: the canonical measurement (DESIGN §5)
+    name: str
+    #: the unit the device uses; converted to the canonical unit (°F, Pa, Wh, mV, ...)
+    unit: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _canonical(cls, name: str) -> str:
+        from hub.domain.vocabulary import MEASUREMENTS
+
+        if name not in MEASUREMENTS:
+            names = ", ".join(sorted(MEASUREMENTS))
+            raise ValueError(f"{name!r} is not a canonical measurement: use one of {names}")
+        return name
+
+
+class TopicRule(_Section):
+    """A topic the built-in decoders do not know, read by pattern (like Telegraf's ``topic_parsing``).
+
+    ``topic`` is an MQTT filter where a level ``{name}`` captures that level (``+`` captures nothing,
+    a trailing ``#`` matches the rest); ``thing`` is a template over the captures.
+    """
+
+    topic: str = Field(min_length=1)
+    thing: str = Field(min_length=1)
+    source: str = Field("rules", pattern=r"^[a-z][a-z0-9_-]{0,31}$")
+    fields: list[RuleField] = Field(min_length=1)
+    #: JSON path of the device's own timestamp, if any
+    time_path: str | None = None
+
+
+class FieldMapping(_Section):
+    """Maps a field a decoder left unmapped (listed on the thing's page) to a canonical measurement."""
+
+    #: glob over thing ids (``tasmota.*``)
+    thing: str = "*"
+    #: the field as listed under "unmapped" (``ENERGY.ApparentPower``)
+    field: str = Field(min_length=1)
+    to: str
+    unit: str | None = None
+
+    @field_validator("to")
+    @classmethod
+    def _canonical(cls, name: str) -> str:
+        from hub.domain.vocabulary import MEASUREMENTS
+
+        if name not in MEASUREMENTS:
+            names = ", ".join(sorted(MEASUREMENTS))
+            raise ValueError(f"{name!r} is not a canonical measurement: use one of {names}")
+        return name
+
+
+class AvailabilityTimeouts(_Section):
+    """How long a thing that never publishes availability may stay silent before it counts as offline."""
+
+    mains_s: float = Field(600.0, gt=0)
+    battery_s: float = Field(25 * 3600.0, gt=0)
+
+
 class IngestConfig(_Section):
     max_payload_bytes: int = Field(65536, ge=64)
     queue_size: int = Field(20000, ge=10)
+    ecosystems: Ecosystems = Ecosystems()
+    rules: list[TopicRule] = []
+    field_map: list[FieldMapping] = []
+    availability_timeout: AvailabilityTimeouts = AvailabilityTimeouts()
+
+
+class HomeAssistantPublish(_Section):
+    """The hub's own MQTT discovery, so residents' Home Assistant shows the neighborhood's things."""
+
+    enabled: bool = True
+    discovery_prefix: str = Field("homeassistant", pattern=_TOPIC_PREFIX)
 
 
 class LendingConfig(_Section):
@@ -152,6 +292,7 @@ class HubConfig(_Section):
     storage: StorageConfig = StorageConfig()
     web: WebConfig = WebConfig()
     ingest: IngestConfig = IngestConfig()
+    homeassistant_discovery: HomeAssistantPublish = HomeAssistantPublish()
     lending: LendingConfig = LendingConfig()
     alerts: AlertsConfig = AlertsConfig()
     log: LogConfig = LogConfig()

@@ -19,6 +19,10 @@ class Reading:
     source: str
     values: dict[str, Value]
     time: float | None = None
+    #: Fields of the payload that map to no canonical measurement, by their path in the payload
+    #: (``ENERGY.ApparentPower``), with the raw scalar value. Kept out of the time series, counted,
+    #: listed on the thing, and mapped when the config's ``ingest.field_map`` names them.
+    unmapped: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,10 +34,24 @@ class Availability:
 
 @dataclass(frozen=True, slots=True)
 class Discovery:
-    """A device announced itself (name, model, ...); later issues fill the details."""
+    """A device announced itself, or (``retired``) withdrew its announcement.
+
+    ``measurements`` are the canonical names it will report. ``power`` is ``"mains"`` or ``"battery"``
+    when the announcement says so (it picks the availability timeout). ``topics`` are MQTT topic filters
+    the announcing decoder needs from now on (a Home Assistant entity's state and availability topics);
+    the hub subscribes to them. ``attributes`` keeps what else the device said, JSON-serialisable.
+    """
 
     thing: str
     source: str
+    name: str | None = None
+    model: str | None = None
+    manufacturer: str | None = None
+    sw_version: str | None = None
+    measurements: tuple[str, ...] = ()
+    power: str | None = None
+    retired: bool = False
+    topics: tuple[str, ...] = ()
     attributes: dict[str, Any] = field(default_factory=dict)
 
 

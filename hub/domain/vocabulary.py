@@ -34,3 +34,27 @@ MEASUREMENTS: Final[frozenset[str]] = frozenset(NUMERIC) | BOOLEAN
 def unit_of(name: str) -> str:
     """The unit of a canonical measurement ("" for booleans and unitless ones)."""
     return NUMERIC.get(name, "")
+
+
+#: Physically plausible bounds per numeric measurement, in its canonical unit. A value outside is a
+#: sensor sentinel or roll-over (a PM2.5 of 43521, an energy counter of 2^48), rejected as
+#: ``out_of_range`` instead of stored.
+RANGES: Final[dict[str, tuple[float, float]]] = {
+    "temperature": (-90.0, 200.0),
+    "humidity": (0.0, 100.0),
+    "pressure": (300.0, 1200.0),
+    "pm1": (0.0, 2000.0),
+    "pm25": (0.0, 2000.0),
+    "pm10": (0.0, 2000.0),
+    "co2": (0.0, 100_000.0),
+    "voc": (0.0, 1_000_000.0),
+    "illuminance": (0.0, 250_000.0),
+    "noise": (0.0, 200.0),
+    "battery": (0.0, 100.0),
+    "voltage": (-2000.0, 2000.0),
+    "current": (-1000.0, 1000.0),
+    "power": (-1_000_000.0, 1_000_000.0),
+    "energy": (-1e9, 1e9),
+    "linkquality": (0.0, 255.0),
+    "rssi": (-150.0, 20.0),
+}

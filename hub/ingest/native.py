@@ -9,7 +9,7 @@ from typing import Any
 from hub.domain.clock import parse_timestamp, sane_time
 from hub.domain.events import Availability, Event, Reading, Scan
 from hub.domain.vocabulary import BOOLEAN, NUMERIC
-from hub.ingest.decoder import PayloadError, decode_json_object, decode_text, finite_number
+from hub.ingest.decoder import PayloadError, Subscription, decode_json_object, decode_text, finite_number
 
 #: Ids of things and readers: what fits in a topic level and a URL path segment without escaping.
 ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
@@ -70,11 +70,11 @@ class NativeDecoder:
         self._prefix = self.base + "/"
         self._depth = self.base.count("/") + 1
 
-    def subscriptions(self) -> list[str]:
+    def subscriptions(self) -> list[Subscription]:
         return [
-            f"{self.base}/things/+/state",
-            f"{self.base}/things/+/availability",
-            f"{self.base}/readers/+/scan",
+            Subscription(f"{self.base}/things/+/state"),
+            Subscription(f"{self.base}/things/+/availability"),
+            Subscription(f"{self.base}/readers/+/scan"),
         ]
 
     def matches(self, topic: str) -> bool:

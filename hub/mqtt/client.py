@@ -70,7 +70,7 @@ class MqttConnection:
         broker: BrokerAddress,
         *,
         client_id: str,
-        subscriptions: Sequence[tuple[str, int]],
+        subscriptions: Sequence[tuple[str, int, bool]],
         deliver: Callable[[Inbound], None],
         status_topic: str | None = None,
         protocol: str = "auto",
@@ -81,7 +81,11 @@ class MqttConnection:
     ) -> None:
         self.broker = broker
         self.client_id = client_id
+        #: (topic filter, QoS, replay retained on every connection)
         self.subscriptions = list(subscriptions)
+        self._static = {sub[0] for sub in self.subscriptions}
+        self._extra: dict[str, tuple[str, int, bool]] = {}
+        self._subs_lock = threading.Lock()
         self.deliver = deliver
         self.status_topic = status_topic
         self.keepalive = keepalive
@@ -127,6 +131,36 @@ class MqttConnection:
         client = self._client
         if client is not None and token.generation == self._generation and self.connected.is_set():
             client.ack(token.mid, token.qos)
+
+    def add_subscriptions(self, subscriptions: Sequence[tuple[str, int, bool]]) -> None:
+        """Follow more topics from now on (and after every reconnect); already followed ones are skipped."""
+        with self._subs_lock:
+            fresh = [s for s in subscriptions if s[0] not in self._extra and s[0] not in self._static]
+            for sub in fresh:
+                self._extra[sub[0]] = sub
+        client = self._client
+        if fresh and client is not None and self.connected.is_set():
+            self._subscribe(client, fresh, session_present=False)
+
+    def _all_subscriptions(self) -> list[tuple[str, int, bool]]:
+        with self._subs_lock:
+            return [*self.subscriptions, *self._extra.values()]
+
+    def _subscribe(
+        self, client: paho.Client, subs: Sequence[tuple[str, int, bool]], *, session_present: bool
+    ) -> None:
+        """Subscribe in chunks. ``replay`` filters get their retained messages on every connection;
+        the others only when the broker did not keep the session (MQTT 5 retainHandling=1)."""
+        if self.protocol == paho.MQTTv5:
+            options = [
+                (topic, SubscribeOptions(qos=qos, retainHandling=0 if replay else 1))
+                for topic, qos, replay in subs
+            ]
+        else:
+            # 3.1.1: a kept session keeps its subscriptions; re-subscribing a filter resends its retained
+            options = [(topic, qos) for topic, qos, replay in subs if replay or not session_present]
+        for start in range(0, len(options), 100):
+            client.subscribe(options[start : start + 100])
 
     def publish(self, topic: str, payload: str | bytes, qos: int = 1, retain: bool = False) -> None:
         client = self._client
@@ -228,13 +262,7 @@ class MqttConnection:
             self.protocol_name,
             flags.session_present,
         )
-        if self.protocol == paho.MQTTv5:
-            # retainHandling=1: retained messages only for a subscription the session did not have yet
-            subs = [(topic, SubscribeOptions(qos=qos, retainHandling=1)) for topic, qos in self.subscriptions]
-            if subs:
-                client.subscribe(subs)
-        elif self.subscriptions and not flags.session_present:
-            client.subscribe(list(self.subscriptions))
+        self._subscribe(client, self._all_subscriptions(), session_present=flags.session_present)
         if self.status_topic:
             client.publish(self.status_topic, "online", qos=1, retain=True)
         self._set_connected(True)
