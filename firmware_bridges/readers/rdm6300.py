@@ -20,6 +20,9 @@ class Rdm6300Parser:
 
     def __init__(self) -> None:
         self._buf = bytearray()
+        # after a bad frame, the bytes up to the next start byte belong to it: skipped quietly, so
+        # one bad frame is one rejection however the serial reads cut the stream
+        self._resyncing = False
 
     def feed(self, data: bytes) -> list[object]:
         self._buf += data
@@ -28,12 +31,15 @@ class Rdm6300Parser:
         while buf:
             start = buf.find(STX)
             if start < 0:
-                out.append(Rejection("noise", f"{len(buf)} bytes without a start byte 0x02"))
+                if not self._resyncing:
+                    out.append(Rejection("noise", f"{len(buf)} bytes without a start byte 0x02"))
                 buf.clear()
                 break
             if start > 0:
-                out.append(Rejection("noise", f"{start} bytes before the start byte 0x02"))
+                if not self._resyncing:
+                    out.append(Rejection("noise", f"{start} bytes before the start byte 0x02"))
                 del buf[:start]
+            self._resyncing = False
             if len(buf) < FRAME_LEN:
                 # A second start byte inside a short buffer means the first frame was cut off.
                 restart = buf.find(STX, 1)
@@ -50,6 +56,7 @@ class Rdm6300Parser:
                 # Drop the whole bad frame up to the next start byte, so one bad frame is one rejection.
                 restart = buf.find(STX, 1)
                 del buf[: restart if restart > 0 else len(buf)]
+                self._resyncing = restart <= 0
             out.append(result)
         return out
 

@@ -134,3 +134,95 @@ def test_wiegand_fixtures_give_w26_of_the_24_data_bits(entry: dict) -> None:
     assert whole == [Tag(f"W26:{fc * 65536 + cn}")]
     if entry["payload"] != bits.group():  # a decimal rendering alone carries no parity: rejected
         assert isinstance(parse_bits(entry["payload"]), Rejection)
+
+
+# -- what the entries' notes describe beyond the captured bytes --------------------------------------
+
+
+def _rdm6300_frame(data_hex: str, checksum_hex: str) -> bytes:
+    return b"\x02" + (data_hex + checksum_hex).encode() + b"\x03"
+
+
+def test_rdm6300_design_example_and_lowercase_hex_give_the_uppercase_data_bytes() -> None:
+    # DESIGN §5 names 01000734E0: 01^00^07^34^E0 = D2
+    assert make_parser("rdm6300").feed(_rdm6300_frame("01000734E0", "D2")) == [Tag("01000734E0")]
+    assert make_parser("rdm6300").feed(_rdm6300_frame("01000734e0", "d2")) == [Tag("01000734E0")]
+
+
+def test_rdm6300_the_forum_posts_altered_raw_frame_is_rejected_not_corrected() -> None:
+    [entry] = [e for e in ENTRIES if "hobbycomponents" in e["source"]]
+    raw = bytes.fromhex("02 31 30 30 30 32 36 46 34 34 34 32 36 03")  # as posted, "author altered bytes"
+    assert raw != bytes.fromhex(entry["payload"])
+    whole, _ = _feed_whole_and_bytewise("rdm6300", raw)
+    assert [type(e) for e in whole] == [Rejection]
+    assert whole[0].reason == "bad_checksum"
+    assert "computed 86" in whole[0].detail  # the notes' XOR 86 != 26
+
+
+def test_rdm6300_library_invalid_vectors_from_the_notes_give_no_tag() -> None:
+    valid = bytes.fromhex(ENTRIES[0]["payload"])
+    too_long = b"\x0268003B51C6CBDA\x03"
+    crappy = "SomeThingCrappyÚTFŐ".encode()
+    mid_frame = valid[6:]  # the stream starts inside a frame: resync on the next 0x02
+    for data in (too_long, crappy, mid_frame):
+        whole, _ = _feed_whole_and_bytewise("rdm6300", data)
+        assert _tags(whole) == [], data
+        assert whole and all(isinstance(e, Rejection) for e in whole), data
+    whole, _ = _feed_whole_and_bytewise("rdm6300", mid_frame + crappy + valid)
+    assert _tags(whole) == ["67003B51C6"]
+
+
+def test_pn532_ack_glued_to_the_no_card_answer_in_one_read_splits_into_both_frames() -> None:
+    ack = [e for e in ENTRIES if e["meaning"].get("frame") == "ACK"][0]
+    no_card = [e for e in ENTRIES if str(e["meaning"].get("NbTg", "")).startswith("0")][0]
+    data = bytes.fromhex(ack["payload"]) + bytes.fromhex(no_card["payload"])
+    whole, _ = _feed_whole_and_bytewise("pn532", data)
+    assert whole == [pn532.Ack(), pn532.Frame(pn532.TFI_CHIP, 0x4B, b"\x00")]
+
+
+def test_pn532_i2c_status_byte_before_the_frame_is_not_noise() -> None:
+    [entry] = [e for e in ENTRIES if "ready_status_byte" in e["meaning"]]
+    whole, _ = _feed_whole_and_bytewise("pn532", bytes.fromhex(entry["payload"]))
+    assert whole[1:] == [Tag("5CBBE5D5")]
+    assert isinstance(whole[0], pn532.Frame)
+    # the comment's decimal uid=15055708 is a 3-byte little-endian rendering, never the tag id
+    assert "15055708" not in _tags(whole)
+
+
+def test_pn532_a_corrupted_target_answer_is_rejected_never_a_tag() -> None:
+    [entry] = [e for e in ENTRIES if e["meaning"].get("UID") == "07 8C FC 4F"]
+    frame = bytearray(bytes.fromhex(entry["payload"]))
+    frame[14] ^= 0x01  # one UID bit flipped on the wire: the DCS no longer matches
+    whole, _ = _feed_whole_and_bytewise("pn532", bytes(frame))
+    assert _tags(whole) == []
+    assert [e.reason for e in whole if isinstance(e, Rejection)][:1] == ["bad_dcs"]
+
+
+def test_mfrc522_lines_other_than_the_uid_are_not_tags() -> None:
+    [entry] = [e for e in ENTRIES if "Card UID" in e["payload"]]
+    whole, _ = _feed_whole_and_bytewise("lines", entry["payload"].encode() + b"\n")
+    assert whole[0] == Tag("45C52583")
+    assert [e.reason for e in whole[1:]] == ["not_uid", "not_uid"]
+
+
+@pytest.mark.parametrize("entry", [e for e in ENTRIES if _is_wiegand(e)], ids=_ids)
+def test_wiegand_any_single_flipped_bit_fails_parity(entry: dict) -> None:
+    bits = re.search(r"\b[01]{26}\b", entry["payload"] + " " + entry["notes"])
+    assert bits
+    good = bits.group()
+    for i in range(26):
+        flipped = good[:i] + ("1" if good[i] == "0" else "0") + good[i + 1 :]
+        result = parse_bits(flipped)
+        assert isinstance(result, Rejection) and result.reason == "bad_parity", (i, flipped)
+
+
+def test_rdm6300_one_bad_frame_is_one_rejection_however_the_reads_cut_it() -> None:
+    """The tail of an overlong frame arriving in a later read is part of that frame, not new noise."""
+    parser = make_parser("rdm6300")
+    first = parser.feed(b"\x0268003B51C6CB")  # 14 bytes: no end byte where it belongs
+    second = parser.feed(b"DA\x03")
+    third = parser.feed(bytes.fromhex(ENTRIES[0]["payload"]))
+    assert [e.reason for e in first] == ["bad_frame"]
+    assert second == []
+    assert third == [Tag("67003B51C6")]
+    assert make_parser("rdm6300").feed(b"junk") == [Rejection("noise", "4 bytes without a start byte 0x02")]
