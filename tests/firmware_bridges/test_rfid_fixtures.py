@@ -173,8 +173,8 @@ def test_rdm6300_library_invalid_vectors_from_the_notes_give_no_tag() -> None:
 
 
 def test_pn532_ack_glued_to_the_no_card_answer_in_one_read_splits_into_both_frames() -> None:
-    ack = [e for e in ENTRIES if e["meaning"].get("frame") == "ACK"][0]
-    no_card = [e for e in ENTRIES if str(e["meaning"].get("NbTg", "")).startswith("0")][0]
+    ack = next(e for e in ENTRIES if e["meaning"].get("frame") == "ACK")
+    no_card = next(e for e in ENTRIES if str(e["meaning"].get("NbTg", "")).startswith("0"))
     data = bytes.fromhex(ack["payload"]) + bytes.fromhex(no_card["payload"])
     whole, _ = _feed_whole_and_bytewise("pn532", data)
     assert whole == [pn532.Ack(), pn532.Frame(pn532.TFI_CHIP, 0x4B, b"\x00")]
@@ -219,8 +219,8 @@ def test_wiegand_any_single_flipped_bit_fails_parity(entry: dict) -> None:
 def test_rdm6300_one_bad_frame_is_one_rejection_however_the_reads_cut_it() -> None:
     """The tail of an overlong frame arriving in a later read is part of that frame, not new noise."""
     parser = make_parser("rdm6300")
-    first = parser.feed(b"\x0268003B51C6CB")  # 14 bytes: no end byte where it belongs
-    second = parser.feed(b"DA\x03")
+    first = parser.feed(b"\x0268003B51C6CBD")  # 14 bytes: no end byte where it belongs
+    second = parser.feed(b"A\x03")
     third = parser.feed(bytes.fromhex(ENTRIES[0]["payload"]))
     assert [e.reason for e in first] == ["bad_frame"]
     assert second == []
