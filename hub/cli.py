@@ -127,12 +127,12 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def _wait_for_signal() -> None:
+def _stop_on_signals() -> threading.Event:
+    """An event set by SIGINT or SIGTERM; installed before start-up, so a stop during it is clean too."""
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    while not stop.wait(0.5):
-        pass
+    return stop
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -140,12 +140,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     setup_logging(args.log_level or config.log.level)
+    stop = _stop_on_signals()
     hub = Hub(config)
-    hub.start()
-    settle_memory()
-    logging.getLogger("hub").info("hub running version=%s", __version__)
     try:
-        _wait_for_signal()
+        hub.start()
+        settle_memory()
+        logging.getLogger("hub").info("hub running version=%s", __version__)
+        while not stop.wait(0.5):
+            pass
     finally:
         hub.stop()
     return 0
