@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from typing import Any
 
@@ -146,8 +147,12 @@ def check(events: list[Event], topic: str) -> None:
             assert isinstance(event.tag, str) and event.tag, event
 
 
+#: examples per property; ``HUB_FUZZ_EXAMPLES=5000`` for a longer hunt than the suite's quick pass
+EXAMPLES = int(os.environ.get("HUB_FUZZ_EXAMPLES", "200"))
 FAST = settings(
-    max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
 
@@ -280,7 +285,7 @@ states = st.one_of(
 )
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=max(EXAMPLES // 3, 1), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_an_announcement_then_states_on_its_topics_give_only_known_events(data: st.DataObject) -> None:
     router: Router = hub_router()  # fresh: what it learns stays within this example
