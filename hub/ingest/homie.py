@@ -14,10 +14,12 @@ the learned metadata and a Discovery; a zero-length ``$state`` means the device 
 
 Values (``<node>/<prop>``) become readings of ``homie.<device>``. The canonical name comes from the
 words of the property id and its ``$name`` (``temperature``, ``temp``, ``humidity``, ``pm2_5``, ...),
-else from an unambiguous ``$unit`` (hPa → pressure, W → power, lx → illuminance, ...), else from the
-node's words; the value is converted from ``$unit`` (°F → °C, Pa → hPa, Wh → kWh, mV → V). Booleans must
-be exactly ``true``/``false``. Settable numbers (set points, dimmer levels), enums and numbers that name
-no measurement are kept unmapped as ``<node>/<prop>``; strings, colours, dates and durations are ignored.
+else from an unambiguous ``$unit`` (hPa → pressure, W → power, lx → illuminance, ...), else, for a
+number whose unit fits, from the node's words (node ``battery``, property ``level`` in %). The value
+is converted from ``$unit`` (°F → °C, Pa → hPa, Wh → kWh, mV → V). Booleans must be exactly
+``true``/``false``, and are named by their own words (``on``, ``power``, ``motion``, ``leak``, ...).
+Settable numbers (set points, dimmer levels), enums and numbers that name no measurement are kept
+unmapped as ``<node>/<prop>``; strings, colours, dates and durations are ignored.
 When two properties of a device name the same measurement, the first one heard owns it and the other is
 kept unmapped, so one series never mixes two sensors.
 
@@ -184,19 +186,21 @@ def _boolean_name(words: set[str]) -> str | None:
 def measurement(
     node_id: str, prop_id: str, prop: _Property | None, node: _Node | None, *, boolean: bool
 ) -> str | None:
-    """The canonical name of a property: by its own words, then by its unit, then by its node's words."""
+    """The canonical name of a property: by its own words, then by its unit, then by its node's words
+    (numbers with a unit only; a boolean is named by its own words alone)."""
     prop = prop or _Property()
     node = node or _Node()
     own = _words(prop_id, prop.name)
     around = _words(node_id, node.name, node.type)
     if boolean:
-        return _boolean_name(own) or _boolean_name(around)
+        return _boolean_name(own)
     if prop.settable or own & _SETTING_WORDS:
         return None
-    unit = prop.unit
-    by_unit = None
-    if unit is not None and unit.strip() not in _ANGLE_UNITS:
-        by_unit = _UNIT_MEASUREMENTS.get(normalize_unit(unit) or "")
+    unit = normalize_unit(prop.unit)
+    if unit is None:
+        return _numeric_name(own, None)
+    by_unit = None if (prop.unit or "").strip() in _ANGLE_UNITS else _UNIT_MEASUREMENTS.get(unit)
+    # the node's words only with a unit that fits: node "temperature" may hold hum and p as well
     return _numeric_name(own, unit) or by_unit or _numeric_name(around, unit)
 
 

@@ -203,7 +203,7 @@ def _is_gen2_component(name: str, *, singletons: bool) -> bool:
     if parsed is None:
         return False
     kind, ident = parsed
-    return ident is not None or (singletons and (kind in _INFRA or kind in _MAPPED))
+    return ident is not None or (singletons and kind in _INFRA)  # measuring components always say :<id>
 
 
 class ShellyDecoder:

@@ -285,6 +285,20 @@ def test_property_name_attribute_names_a_terse_id(router: Router) -> None:
     assert reading.values == {"humidity": 55.0}
 
 
+def test_node_words_name_a_number_only_when_its_unit_fits(router: Router) -> None:
+    """Node "temperature" of the weatherstation also holds hum and p: p without a unit is no temperature."""
+    early = only_reading(route(router, f"{WEATHER}/temperature/p", "0"))
+    assert early.values == {} and early.unmapped == {"temperature/p": 0.0}
+    attrs = [("homie/cell/battery/level/$datatype", "integer"), ("homie/cell/battery/level/$unit", "%")]
+    assert only_reading(feed(router, [*attrs, ("homie/cell/battery/level", "77")])).values == {
+        "battery": 77.0
+    }
+    attrs = [("homie/cell/switch/locked/$datatype", "boolean")]
+    assert only_reading(feed(router, [*attrs, ("homie/cell/switch/locked", "true")])).unmapped == {
+        "switch/locked": True
+    }
+
+
 @pytest.mark.parametrize(
     ("prop", "attrs", "payload"),
     [

@@ -363,6 +363,7 @@ def test_shelly_topics_are_owned_by_the_shelly_decoder(router: Router, topic: st
         "homie/device/node/online",
         "living-room/status",
         "garage/status/door",
+        "garage/status/temperature",
         "homie/dev/status/wifi",
         "zigbee2mqtt/plug/availability",
         "tele/sonoff/LWT",
