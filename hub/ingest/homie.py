@@ -312,10 +312,15 @@ class HomieDecoder:
         if rest[0].startswith("$"):
             return self._v4_device_attribute(device_id, "/".join(rest), text, topic, payload)
         if len(rest) == 2 and rest[1].startswith("$"):
-            node = self._device(4, device_id).node(rest[0])
+            device = self._device(4, device_id)
+            node = device.node(rest[0])
             if node is not None and rest[1] in ("$name", "$type"):
                 setattr(node, rest[1][1:], text or None)
-            return [Ignored(self.name, topic)]  # $properties, $array: the properties announce themselves
+            elif node is not None and rest[1] == "$properties":
+                for prop_id in text.split(",")[:MAX_PROPERTIES]:
+                    if prop_id.strip():  # Homie 3 wrote "prop:settable"
+                        device.property(f"{rest[0]}/{prop_id.strip().partition(':')[0]}")
+            return [Ignored(self.name, topic)]  # learned; $array and extensions ignored
         if len(rest) == 3 and rest[2].startswith("$") and not rest[1].startswith("$"):
             return self._v4_property_attribute(device_id, rest, text, topic)
         if len(rest) == 2 and not rest[1].startswith("$"):

@@ -541,3 +541,13 @@ def test_any_topic_at_all_never_raises(topic: str, payload: bytes) -> None:
     decoder = HomieDecoder()
     if decoder.matches(topic):
         assert all(isinstance(e, KNOWN) for e in Router([decoder]).route(topic, payload, NOW))
+
+
+def test_node_properties_list_is_learned_without_inventing_measurements() -> None:
+    decoder = HomieDecoder()
+    router = Router([decoder])
+    ignored(route(router, f"{WEATHER}/temperature/$properties", "temp,hum:settable,p"))
+    device = decoder._devices[(4, "living-room-temp")]
+    assert set(device.properties) == {"temperature/temp", "temperature/hum", "temperature/p"}
+    [discovery] = route(router, f"{WEATHER}/$name", "Living room")
+    assert isinstance(discovery, Discovery) and discovery.measurements == ()
