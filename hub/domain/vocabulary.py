@@ -23,6 +23,8 @@ NUMERIC: Final[dict[str, str]] = {
     "energy": "kWh",
     "linkquality": "",
     "rssi": "dBm",
+    #: signal-to-noise ratio of a radio link (LoRaWAN gateways report it per uplink)
+    "snr": "dB",
 }
 
 #: Boolean measurements; `state` is true when a switch is on, `contact` true when closed.
@@ -57,4 +59,5 @@ RANGES: Final[dict[str, tuple[float, float]]] = {
     "energy": (-1e9, 1e9),
     "linkquality": (0.0, 255.0),
     "rssi": (-150.0, 20.0),
+    "snr": (-40.0, 40.0),
 }
