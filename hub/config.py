@@ -7,6 +7,7 @@ Secrets never have to live in the YAML: each one may come from the environment (
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -198,6 +199,9 @@ class RuleField(_Section):
         return name
 
 
+_RULE_CAPTURE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
 class TopicRule(_Section):
     """A topic the built-in decoders do not know, read by pattern (like Telegraf's ``topic_parsing``).
 
@@ -211,6 +215,37 @@ class TopicRule(_Section):
     fields: list[RuleField] = Field(min_length=1)
     #: JSON path of the device's own timestamp, if any
     time_path: str | None = None
+
+    @field_validator("topic")
+    @classmethod
+    def _pattern(cls, topic: str) -> str:
+        levels = topic.split("/")
+        names: list[str] = []
+        for i, level in enumerate(levels):
+            capture = _RULE_CAPTURE.fullmatch(level)
+            if capture and capture.group(1) in names:
+                raise ValueError(f"captures {level} twice")
+            if capture:
+                names.append(capture.group(1))
+            elif level == "#" and i < len(levels) - 1:
+                raise ValueError("# may only be the last level")
+            elif level not in ("+", "#") and any(c in level for c in "+#{}"):
+                raise ValueError(
+                    f"level {level!r} must be text, {{name}} (letters, digits, _), + or a final #"
+                )
+        return topic
+
+    @model_validator(mode="after")
+    def _thing_uses_captures(self) -> TopicRule:
+        captured = set(_RULE_CAPTURE.findall(self.topic))
+        for name in _RULE_CAPTURE.findall(self.thing):
+            if name not in captured:
+                raise ValueError(
+                    f"thing {self.thing!r} uses {{{name}}}, which topic {self.topic!r} does not capture"
+                )
+        if any(c in _RULE_CAPTURE.sub("", self.thing) for c in "{}"):
+            raise ValueError(f"thing {self.thing!r}: braces only as {{name}} of a captured topic level")
+        return self
 
 
 class FieldMapping(_Section):
@@ -242,7 +277,7 @@ class AvailabilityTimeouts(_Section):
 
 
 class IngestConfig(_Section):
-    max_payload_bytes: int = Field(65536, ge=64)
+    max_payload_bytes: int = Field(1_048_576, ge=64)
     queue_size: int = Field(20000, ge=10)
     ecosystems: Ecosystems = Ecosystems()
     rules: list[TopicRule] = []
