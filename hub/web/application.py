@@ -27,6 +27,7 @@ from hub.web.routers import (
     history,
     loans,
     metrics,
+    push,
     residents_view,
     rules,
     things,
@@ -86,6 +87,7 @@ def create_app(
         admin,
         admin_api,
         history,
+        push,
     )
     for module in (*routers, health, metrics):
         app.include_router(module.router)
