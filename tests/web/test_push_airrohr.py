@@ -27,10 +27,9 @@ RECEIVED = 1_790_000_000.0
 
 @dataclass(frozen=True, kw_only=True)
 class PushContext(WebContext):
-    """The context as the hub builds it with ingest running: ``push`` feeds the ingest queue, and the
-    ingest's body size limit and the airrohr password come from the config."""
+    """The context with the settings the push endpoint reads: the ingest's body size limit and the
+    airrohr password, from the config."""
 
-    push: Callable[[str, bytes], bool] | None = None
     push_max_bytes: int = 65536
     airrohr_password: str | None = None
 

@@ -64,7 +64,12 @@ class PushAccepted(BaseModel):
 
 
 def _settings(ctx: WebContext) -> tuple[int, str | None]:
-    """(body size limit, airrohr password) the hub was configured with."""
+    """(body size limit, airrohr password) the hub was configured with.
+
+    Read from the context's ``push_max_bytes`` (config ``ingest.max_payload_bytes``) and
+    ``airrohr_password`` (``ingest.ecosystems.airrohr.password``); a context without them means the
+    ingest's default limit and no password.
+    """
     max_bytes = getattr(ctx, "push_max_bytes", None) or DEFAULT_MAX_BYTES
     password = getattr(ctx, "airrohr_password", None) or None
     return int(max_bytes), password
@@ -156,10 +161,9 @@ async def push_airrohr(
     _check_password(password, credentials)
     body = await _read_body(request, max_bytes)
     sensor = _sensor(x_sensor, _parse(body))
-    push = getattr(ctx, "push", None)
-    if push is None:
+    if ctx.push is None:
         raise HTTPException(status_code=503, detail="ingest not running")
-    if not push(f"http/airrohr/{sensor}", body):
+    if not ctx.push(f"http/airrohr/{sensor}", body):
         log.warning("airrohr push refused: ingest queue full sensor=%s", sensor)
         raise HTTPException(
             status_code=503,
