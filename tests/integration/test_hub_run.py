@@ -328,7 +328,7 @@ def test_retained_poison_message_causes_no_crash_loop(
         ("neighborhood/things/bad-1/state", b"\xff\xfe not utf-8"),
         ("neighborhood/things/bad-2/state", b'{"temperature": NaN}'),
         ("neighborhood/things/bad-3/state", b"[1,2,3]"),
-        ("neighborhood/things/bad-4/state", b"{" * 70000),
+        ("neighborhood/things/bad-4/state", b"{" * 1_100_000),  # past the 1 MiB default
         ("neighborhood/things/good/state", json.dumps({"temperature": 21.5, "time": T0}).encode()),
     ]:
         client.publish(topic, payload, qos=1, retain=True).wait_for_publish(10)
