@@ -135,6 +135,17 @@ class TasmotaIngest(_Section):
     full_topic: str = "%prefix%/%topic%/"
     discovery_prefix: str = Field("tasmota/discovery", pattern=_TOPIC_PREFIX)
 
+    @field_validator("full_topic")
+    @classmethod
+    def _layout(cls, full_topic: str) -> str:
+        if "%prefix%" not in full_topic:
+            raise ValueError("must hold %prefix% (where Tasmota puts tele, stat or cmnd)")
+        if not any(token in full_topic for token in ("%topic%", "%hostname%", "%id%")):
+            raise ValueError("must name the device with %topic%, %hostname% or %id%")
+        if any(c in full_topic for c in "+#"):
+            raise ValueError("must not hold the MQTT wildcards + or #")
+        return full_topic
+
 
 class Zigbee2MqttIngest(_Section):
     enabled: bool = True

@@ -107,3 +107,28 @@ def test_unreadable_secret_file_names_the_key(tmp_path: Path) -> None:
 def test_secrets_do_not_appear_in_the_config_repr() -> None:
     config = parse_config("mqtt:\n  password: hunter2\n")
     assert "hunter2" not in repr(config)
+
+
+@pytest.mark.parametrize(
+    ("full_topic", "says"),
+    [
+        ("%topic%/x/", "must hold %prefix%"),
+        ("%prefix%/devices/", "%topic%, %hostname% or %id%"),
+        ("%prefix%/+/%topic%/", "wildcards"),
+    ],
+)
+def test_a_tasmota_full_topic_the_decoder_cannot_follow_is_refused(full_topic: str, says: str) -> None:
+    text = f'ingest:\n  ecosystems:\n    tasmota:\n      full_topic: "{full_topic}"\n'
+    with pytest.raises(ConfigError, match=r"line 4, key ingest\.ecosystems\.tasmota\.full_topic") as err:
+        parse_config(text, "hub.yaml")
+    assert says in str(err.value)
+
+
+def test_topic_rules_and_field_map_name_canonical_measurements() -> None:
+    text = (
+        "ingest:\n  rules:\n    - topic: 'a/{x}'\n      thing: '{x}'\n      fields:\n"
+        "        - name: temprature\n  field_map:\n    - field: F\n      to: humidity\n"
+    )
+    with pytest.raises(ConfigError, match=r"ingest\.rules\.0\.fields\.0\.name") as err:
+        parse_config(text, "hub.yaml")
+    assert "'temprature' is not a canonical measurement" in str(err.value)

@@ -28,6 +28,7 @@ LABELS: dict[str, str] = {
     "co2": "CO₂",
     "voc": "VOC",
     "rssi": "RSSI",
+    "snr": "SNR",
     "linkquality": "Link quality",
     "water_leak": "Water leak",
 }
