@@ -44,6 +44,7 @@ from hub.ingest.ttn import TtnDecoder
 from hub.ingest.zigbee2mqtt import Zigbee2MqttDecoder
 from hub.loans import LendingDesk
 from hub.mqtt.client import AckToken, BrokerAddress, Inbound, MqttConnection
+from hub.mqtt.discovery import HomeAssistantDiscovery
 from hub.mqtt.embedded import EmbeddedBroker
 from hub.storage.accounts import Accounts
 from hub.storage.alertstore import AlertStore
@@ -227,6 +228,7 @@ class Hub:
             "hub_spool_bytes", "Bytes in the durable spool", lambda: self.spool.bytes if self.spool else 0
         )
         t.gauge("hub_things", "Things known", lambda: len(self.live))
+        self.ha_discovery = self._homeassistant_discovery()
 
     # -- life -----------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -244,6 +246,7 @@ class Hub:
         self._worker = threading.Thread(target=self._ingest_loop, name="ingest", daemon=True)
         self._worker.start()
         self.mqtt = self._connect_mqtt()
+        self._follow_homeassistant(self.mqtt)
         self.mqtt.start()
         self.desk.start()
         self.alerting.start()
@@ -319,6 +322,8 @@ class Hub:
         self.writer.stop()
         self.alerting.stop()
         self.desk.stop()
+        if self.ha_discovery is not None:
+            self.ha_discovery.stop()
         if self.mqtt is not None:
             self.mqtt.stop()
         if self._web is not None:
@@ -335,6 +340,10 @@ class Hub:
         """Called on the MQTT thread. QoS 0 is dropped when full; QoS 1 waits (the broker holds the rest)."""
         if not self._running:
             return  # stopping: unacknowledged, so the broker redelivers it to the next run
+        if self.ha_discovery is not None and self.ha_discovery.take(message.topic, message.payload):
+            if message.token is not None and self.mqtt is not None:
+                self.mqtt.ack(message.token)  # the hub's own discovery config: not a device to decode
+            return
         if message.token is None:
             try:
                 self.queue.put_nowait(message)
@@ -443,3 +452,44 @@ class Hub:
             else {"status": "down", "detail": self.writer.last_error or "write failed"}
         )
         return report
+
+    # -- Home Assistant discovery (hub/mqtt/discovery.py) ---------------------------------------------
+    def _homeassistant_discovery(self) -> HomeAssistantDiscovery | None:
+        """The hub as a device in residents' Home Assistant; its thread reads the live state, the alert
+        engine and the registry, so nothing is added to the ingest path."""
+        ha = self.config.homeassistant_discovery
+        if not ha.enabled:
+            return None
+        web = self.config.web
+        dashboard = f"http://{web.listen}" if web.enabled and web.host not in ("0.0.0.0", "::", "") else None
+
+        def availability(thing: str) -> bool | None:
+            state = self.live.get(thing)
+            return state.online if state is not None else None
+
+        def connection() -> int:
+            mqtt = self.mqtt
+            return mqtt.connects if mqtt is not None and mqtt.connected.is_set() else 0
+
+        return HomeAssistantDiscovery(
+            self._publish,
+            registry=lambda now: (self.directory.things(), self.directory.all_relations(now=now)),
+            availability=availability,
+            open_alerts=lambda: [alert.thing for alert in self.alerting.open_alerts()],
+            connection=connection,
+            refresh_custody=self.desk.publish_custody,
+            on_drop=lambda: self.telemetry.drops.labels("homeassistant_discovery").inc(),
+            base_topic=self.config.mqtt.base_topic,
+            discovery_prefix=ha.discovery_prefix,
+            client_id=self.config.mqtt.client_id,
+            version=__version__,
+            support_url=dashboard,
+            qos=self.config.mqtt.qos,
+        )
+
+    def _follow_homeassistant(self, mqtt: MqttConnection) -> None:
+        """Before the connection starts: Home Assistant's status and the hub's own config are followed
+        from the first connection on (``_deliver`` hands them to the publisher)."""
+        if self.ha_discovery is not None:
+            mqtt.add_subscriptions(self.ha_discovery.subscriptions(sub[0] for sub in mqtt.subscriptions))
+            self.ha_discovery.start()
