@@ -86,6 +86,9 @@ class MqttConnection:
         self._static = {sub[0] for sub in self.subscriptions}
         self._extra: dict[str, tuple[str, int, bool]] = {}
         self._subs_lock = threading.Lock()
+        self._overlaps = _Overlaps([sub[0] for sub in self.subscriptions])
+        #: copies of one message that overlapping subscriptions delivered again (acknowledged, dropped)
+        self.duplicates = 0
         self.deliver = deliver
         self.status_topic = status_topic
         self.keepalive = keepalive
@@ -138,6 +141,7 @@ class MqttConnection:
             fresh = [s for s in subscriptions if s[0] not in self._extra and s[0] not in self._static]
             for sub in fresh:
                 self._extra[sub[0]] = sub
+            self._overlaps.add([sub[0] for sub in fresh])
         client = self._client
         if fresh and client is not None and self.connected.is_set():
             self._subscribe(client, fresh, session_present=False)
@@ -149,18 +153,26 @@ class MqttConnection:
     def _subscribe(
         self, client: paho.Client, subs: Sequence[tuple[str, int, bool]], *, session_present: bool
     ) -> None:
-        """Subscribe in chunks. ``replay`` filters get their retained messages on every connection;
-        the others only when the broker did not keep the session (MQTT 5 retainHandling=1)."""
+        """Subscribe. ``replay`` filters get their retained messages on every connection; the others only
+        when the broker did not keep the session (MQTT 5 retainHandling=1). Under MQTT 5 every packet
+        carries the subscription identifier :class:`_Overlaps` gave its filters."""
         if self.protocol == paho.MQTTv5:
-            options = [
-                (topic, SubscribeOptions(qos=qos, retainHandling=0 if replay else 1))
-                for topic, qos, replay in subs
-            ]
-        else:
-            # 3.1.1: a kept session keeps its subscriptions; re-subscribing a filter resends its retained
-            options = [(topic, qos) for topic, qos, replay in subs if replay or not session_present]
-        for start in range(0, len(options), 100):
-            client.subscribe(options[start : start + 100])
+            packets: dict[int, list[tuple[str, SubscribeOptions]]] = {}
+            for topic, qos, replay in subs:
+                options = SubscribeOptions(qos=qos, retainHandling=0 if replay else 1)
+                packets.setdefault(self._overlaps.ident(topic), []).append((topic, options))
+            for ident, filters in packets.items():
+                properties = None
+                if ident:
+                    properties = Properties(PacketTypes.SUBSCRIBE)
+                    properties.SubscriptionIdentifier = ident
+                for start in range(0, len(filters), 100):
+                    client.subscribe(filters[start : start + 100], properties=properties)
+            return
+        # 3.1.1: a kept session keeps its subscriptions; re-subscribing a filter resends its retained
+        plain = [(topic, qos) for topic, qos, replay in subs if replay or not session_present]
+        for start in range(0, len(plain), 100):
+            client.subscribe(plain[start : start + 100])
 
     def publish(self, topic: str, payload: str | bytes, qos: int = 1, retain: bool = False) -> None:
         client = self._client
@@ -253,6 +265,7 @@ class MqttConnection:
             log.error("%s; retrying with backoff", self.last_error)
             return
         self._generation += 1
+        self._overlaps.new_connection()
         self.connects += 1
         self.last_error = None
         self._unreachable_logged = False
@@ -296,10 +309,97 @@ class MqttConnection:
             self.last_error = f"lost the connection to broker {self.broker}: {rc}"
             log.warning("%s; reconnecting", self.last_error)
 
-    def _on_message(self, _client: paho.Client, _userdata: Any, message: paho.MQTTMessage) -> None:
-        token = AckToken(self._generation, message.mid, message.qos) if message.qos > 0 else None
+    def _on_message(self, client: paho.Client, _userdata: Any, message: paho.MQTTMessage) -> None:
         try:
             topic = message.topic
         except UnicodeDecodeError:  # brokers refuse such topics; never let one kill the network loop
             topic = message._topic.decode("utf-8", "replace")
+        properties = getattr(message, "properties", None)
+        idents = getattr(properties, "SubscriptionIdentifier", None) if properties is not None else None
+        if message.retain:
+            duplicate = not self._overlaps.first_retained(topic, message.payload)
+        else:
+            duplicate = bool(idents) and not self._overlaps.keep(topic, idents)
+        if duplicate:
+            self.duplicates += 1
+            if message.qos > 0:
+                client.ack(message.mid, message.qos)
+            return
+        token = AckToken(self._generation, message.mid, message.qos) if message.qos > 0 else None
         self.deliver(Inbound(topic, message.payload, message.qos, bool(message.retain), time.time(), token))
+
+
+class _Overlaps:
+    """Keeps one copy of a message that several of the hub's subscriptions match.
+
+    Under MQTT 5, Mosquitto 2 sends a copy per matching subscription (``neighborhood/things/+/state``
+    and ESPHome's ``+/+/+/state`` both match a native state topic; a learned Home Assistant state topic
+    may fall under an ecosystem's filter). Each filter is subscribed with a subscription identifier, and
+    each copy carries the identifier of the subscription it came through: a live copy is kept only when
+    that is the lowest identifier of all the filters matching its topic. Retained copies sent on
+    subscribing come from one subscription each and are always kept.
+
+    Retained copies are sent by each matching filter that is (re)subscribed: the same retained message
+    arrives once per such filter, so a retained copy already delivered on this connection with the same
+    payload is a duplicate too.
+
+    Wildcard filters get an identifier each; exact topics learned later share one per batch (an exact
+    topic matches only itself). The topic → lowest identifier answer is cached, bounded.
+    """
+
+    _CACHE = 20000
+    _RETAINED = 50000
+
+    def __init__(self, filters: Sequence[str]) -> None:
+        self._ids: dict[str, int] = {}
+        self._wild: list[tuple[int, str]] = []
+        self._exact: dict[str, int] = {}
+        self._next = 1
+        self._lowest: dict[str, int] = {}
+        self._retained: dict[str, int] = {}
+        self.add(filters)
+
+    def new_connection(self) -> None:
+        self._retained = {}
+
+    def first_retained(self, topic: str, payload: bytes) -> bool:
+        """False for a retained copy this connection already delivered (same topic, same payload)."""
+        digest = hash(payload)
+        if self._retained.get(topic) == digest:
+            return False
+        if len(self._retained) < self._RETAINED or topic in self._retained:
+            self._retained[topic] = digest
+        return True
+
+    def add(self, filters: Sequence[str]) -> None:
+        batch = 0
+        for topic in filters:
+            if topic in self._ids:
+                continue
+            if "+" in topic or "#" in topic:
+                self._ids[topic] = self._next
+                self._wild.append((self._next, topic))
+                self._next += 1
+            else:
+                if not batch:
+                    batch = self._next
+                    self._next += 1
+                self._ids[topic] = batch
+                self._exact[topic] = batch
+        self._lowest = {}  # filters changed: answer afresh
+
+    def ident(self, topic: str) -> int:
+        return self._ids.get(topic) or 0
+
+    def keep(self, topic: str, idents: Sequence[int]) -> bool:
+        lowest = self._lowest.get(topic)
+        if lowest is None:
+            matches = [ident for ident, sub in self._wild if paho.topic_matches_sub(sub, topic)]
+            exact = self._exact.get(topic)
+            if exact is not None:
+                matches.append(exact)
+            lowest = min(matches, default=0)
+            if len(self._lowest) >= self._CACHE:
+                self._lowest = {}
+            self._lowest[topic] = lowest
+        return lowest == 0 or lowest in idents
