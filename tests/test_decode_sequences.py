@@ -336,3 +336,27 @@ def test_decode_reads_stdin_and_reports_bad_input_lines_without_failing() -> Non
     assert [line["type"] for line in lines] == ["reading", "rejected", "rejected"]
     assert lines[0]["values"] == {"temperature": 21.0}
     assert {line["reason"] for line in lines[1:]} == {"bad_input"}
+
+
+def test_an_esphome_node_is_one_thing_of_source_esphome_with_or_without_its_discovery_config(
+    tmp_path: Path,
+) -> None:
+    """ESPHome publishes Home Assistant discovery for some entities; the node stays an ESPHome device."""
+    config = json.loads((FIXTURES / "esphome.json").read_text(encoding="utf-8"))[8]["payload"]
+    records = [
+        {"topic": "livingroom/status", "payload": "online"},
+        {
+            "topic": "homeassistant/sensor/livingroom/living_room_temperature/config",
+            "payload": json.loads(config),
+        },
+        {"topic": "livingroom/sensor/living_room_temperature/state", "payload": "21.4"},
+        {"topic": "livingroom/sensor/living_room_humidity/state", "payload": "41"},  # no config of its own
+    ]
+    path = tmp_path / "esphome.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    done = subprocess.run([str(HUB), "decode", str(path)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    readings = [line for line in lines if line["type"] == "reading"]
+    assert [r["values"] for r in readings] == [{"temperature": 21.4}, {"humidity": 41.0}]
+    assert {(r["source"], r["thing"]) for r in readings} == {("esphome", "esphome.livingroom")}, readings
