@@ -53,7 +53,7 @@ Publish = Callable[[str, str, int, bool], None]
 Registry = Callable[[float], tuple[Sequence[Thing], Sequence[Relation]]]
 
 NAME = "Neighborhood Hub"
-#: the broker refuses packets over 256 KiB and drops the connection (config/mosquitto/tuning.conf)
+#: brokers commonly cap packets at 256 KiB and drop the connection of a client that sends more
 MAX_CONFIG_BYTES = 200_000
 ONLINE, OFFLINE, UNKNOWN = "online", "offline", "None"  # "None" is Home Assistant's "unknown"
 

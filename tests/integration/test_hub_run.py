@@ -94,21 +94,35 @@ web:
 
 
 class HubProcess:
-    """`hub run --config FILE` as a subprocess, as systemd would run it."""
+    """`hub run --config FILE` as a subprocess, as systemd would run it.
+
+    Its stderr goes to a file beside the config, so a test can read the log while the hub runs
+    (``output()``); ``stderr`` holds what each run wrote once it has stopped.
+    """
 
     def __init__(self, config: Path) -> None:
         self.config = config
         self.proc: subprocess.Popen[str] | None = None
         self.stderr = ""
+        self.log = config.with_name(f"{config.stem}-{uuid.uuid4().hex[:6]}.log")
+        self._offset = 0
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "hub.cli", "run", "--config", str(self.config)],
-            stderr=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
+        self._offset = self.log.stat().st_size if self.log.exists() else 0
+        with self.log.open("a") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "hub.cli", "run", "--config", str(self.config)],
+                stderr=log,
+                stdout=subprocess.DEVNULL,
+                text=True,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+
+    def output(self) -> str:
+        """What the current run has logged so far."""
+        with self.log.open(encoding="utf-8", errors="replace") as log:
+            log.seek(self._offset)
+            return log.read()
 
     def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 15) -> int:
         assert self.proc is not None
@@ -120,8 +134,7 @@ class HubProcess:
             self.proc.wait()
             raise
         finally:
-            assert self.proc.stderr is not None
-            self.stderr += self.proc.stderr.read()
+            self.stderr += self.output()
         return code
 
 
@@ -308,7 +321,8 @@ def test_unreachable_broker_at_start_up_is_retried_without_traceback(
     db = f"late_broker_{uuid.uuid4().hex[:8]}"
     influxdb_v1.create_database(db)
     hub = hub_process(v1_config(tmp_path, broker, influxdb_v1, db))
-    time.sleep(3)
+    wait_for(lambda: "is unreachable" in hub.output(), 60, "the hub to report the broker unreachable")
+    time.sleep(2)  # a retry or two more, which must not be logged again
     broker.start()
     wait_hub_online(broker, timeout=40)
     publish_readings(broker, things=2, per_thing=5)
@@ -328,7 +342,7 @@ def test_retained_poison_message_causes_no_crash_loop(
         ("neighborhood/things/bad-1/state", b"\xff\xfe not utf-8"),
         ("neighborhood/things/bad-2/state", b'{"temperature": NaN}'),
         ("neighborhood/things/bad-3/state", b"[1,2,3]"),
-        ("neighborhood/things/bad-4/state", b"{" * 1_100_000),  # past the 1 MiB default
+        ("neighborhood/things/bad-4/state", b"{" * 70_000),  # past the 64 KiB configured below
         ("neighborhood/things/good/state", json.dumps({"temperature": 21.5, "time": T0}).encode()),
     ]:
         client.publish(topic, payload, qos=1, retain=True).wait_for_publish(10)
@@ -336,6 +350,8 @@ def test_retained_poison_message_causes_no_crash_loop(
     client.loop_stop()
 
     config = parse_config(v1_config(tmp_path, mosquitto, influxdb_v1, db).read_text())
+    small = config.ingest.model_copy(update={"max_payload_bytes": 65536})
+    config = config.model_copy(update={"ingest": small})
     for restart in range(2):
         hub = Hub(
             config.model_copy(update={"mqtt": config.mqtt.model_copy(update={"client_id": f"p{restart}"})}),
