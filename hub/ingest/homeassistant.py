@@ -1257,7 +1257,7 @@ class HomeAssistantDecoder:
         for device in devices:
             if not device.entities:
                 del self._devices[device.thing]
-                events.append(Discovery(device.thing, self.name, retired=True))
+                events.append(Discovery(device.thing, _source(device.thing), retired=True))
                 continue
             _claim(device)
             entities = list(device.entities.values())
@@ -1272,7 +1272,7 @@ class HomeAssistantDecoder:
             events.append(
                 Discovery(
                     device.thing,
-                    self.name,
+                    _source(device.thing),
                     name=device.name or next((e.name for e in entities if e.name), None),
                     model=device.model,
                     manufacturer=device.manufacturer,
@@ -1304,7 +1304,7 @@ class HomeAssistantDecoder:
         for entity in readers:
             values = collected.get(entity.thing)
             if values is None:
-                values = collected[entity.thing] = Values(self.name, topic)
+                values = collected[entity.thing] = Values(_source(entity.thing), topic)
             try:
                 raw = message.render(entity.template)
             except PayloadError:
@@ -1358,8 +1358,14 @@ class HomeAssistantDecoder:
             device = self._devices.get(thing)
             if device is not None:
                 online = any(e.available() for e in device.entities.values() if e.watches)
-                events.append(Availability(thing, self.name, online))
+                events.append(Availability(thing, _source(thing), online))
         return events
+
+
+def _source(thing: str) -> str:
+    """The ecosystem a device's events are tagged with: an ESPHome node announced through discovery is
+    still an ESPHome device (one thing, one ``source``, whether or not its config was seen)."""
+    return "esphome" if thing.startswith("esphome.") else "homeassistant"
 
 
 def _read(entity: _Entity, raw: Any, values: Values) -> None:

@@ -70,7 +70,11 @@ class Router:
 
     def route(self, topic: str, payload: bytes, received: float) -> list[Event]:
         """Events of one message; never raises."""
-        decoder = self.decoder_for(topic)
+        try:
+            decoder = self.decoder_for(topic)
+        except Exception as exc:  # a decoder's matches() must not kill the ingest loop either
+            log.exception("choosing a decoder failed topic=%s", topic)
+            return [Rejected("unknown", topic, "decoder_error", f"{type(exc).__name__}: {exc}")]
         if decoder is None:
             return [Ignored(source="unknown", topic=topic)]
         if len(payload) > self.max_payload_bytes:

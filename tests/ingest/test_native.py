@@ -216,6 +216,19 @@ def test_a_decoder_bug_becomes_a_counted_rejection_not_a_crash() -> None:
     )
 
 
+class _BrokenMatcher(_Broken):
+    def matches(self, topic: str) -> bool:
+        return topic.split("/")[3] == "x"  # IndexError on short topics
+
+
+def test_a_decoder_whose_matching_fails_is_a_counted_rejection_not_a_crash() -> None:
+    router = Router([_BrokenMatcher()])
+    [event] = router.route("a/b", b"{}", NOW)
+    assert isinstance(event, Rejected) and event.reason == "decoder_error" and "IndexError" in event.detail
+    [event] = router.route("a/b", b"{}", NOW)  # a failure is not cached as "no decoder"
+    assert isinstance(event, Rejected) and event.reason == "decoder_error"
+
+
 @settings(max_examples=400, deadline=None)
 @given(payload=st.binary(max_size=300), leaf=st.sampled_from(["state", "availability"]))
 def test_random_bytes_never_raise(payload: bytes, leaf: str) -> None:
