@@ -4,12 +4,22 @@
   delivered when it returns;
 - manual acknowledgement: a QoS 1 message is acknowledged only when ``ack()`` is called for its token,
   which the recorder does once the reading is in the sink or the spool;
-- reconnect with backoff (paho's own), resubscribe, and a retained LWT on the hub status topic.
+- reconnect with a short capped backoff, resubscribe, and a retained LWT on the hub status topic;
+- a watchdog that drops a connection on which the broker has gone silent (frozen, or a network that
+  drops everything), so the hub notices within 1.25x the keepalive instead of paho's up to 2x.
+
+Why the backoff is capped at 3 s (paho's default grows to 30 s and more): the hub is one client of
+one broker, usually on the same Pi or LAN. After a broker restart it must be back, subscribed, within
+5 s whether the broker was gone for 5 s or for an hour; a refused TCP connection every 1.5-3 s costs
+nothing. The jitter keeps several hubs (or a hub and its bridges) from knocking in step.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import random
+import socket
 import ssl
 import threading
 import time
@@ -27,6 +37,13 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 log = logging.getLogger(__name__)
 
 _UNSUPPORTED_PROTOCOL = 132
+#: reconnect waits: doubling from RECONNECT_MIN, capped at RECONNECT_MAX, each scaled by U(0.5, 1)
+RECONNECT_MIN = 1.0
+RECONNECT_MAX = 3.0
+#: a connection on which nothing arrived for this many keepalives is dropped (paho pings at 1x)
+WATCHDOG_KEEPALIVES = 1.25
+#: how often paho's network loop wakes up when idle: the watchdog's and the PINGREQ's resolution
+LOOP_TIMEOUT = 0.25
 _BAD_CREDENTIALS = (134, 135)  # bad user name or password, not authorized
 
 
@@ -60,6 +77,43 @@ class BrokerAddress:
 
     def __str__(self) -> str:
         return f"{self.host}:{self.port}"
+
+
+def reconnect_delay(attempt: int, rng: Callable[[], float] = random.random) -> float:
+    """Seconds to wait before reconnect attempt ``attempt`` (0 for the first after a loss)."""
+    return min(RECONNECT_MAX, RECONNECT_MIN * 2**attempt) * (0.5 + 0.5 * rng())
+
+
+class _Client(paho.Client):
+    """paho's client plus when bytes last arrived from the broker and a watchdog on the network loop.
+
+    paho sends a PINGREQ once the connection has been quiet for a keepalive and gives up only a
+    further keepalive after that, so a frozen broker or a silently dropping network is noticed 1-2
+    keepalives late. ``loop_misc`` runs on every pass of paho's own loop: when nothing has arrived for
+    ``silence_limit`` seconds (1.25 keepalives: the PINGREQ was due and its PINGRESP did not come), it
+    shuts the socket down, and paho's ordinary path (disconnect callback, reconnect) takes over.
+    """
+
+    heard = 0.0
+    silence_limit = 0.0
+    on_silence: Callable[[float], None] | None = None
+
+    def _sock_recv(self, bufsize: int) -> bytes:  # paho 2's one read path (plain and TLS sockets)
+        data = super()._sock_recv(bufsize)
+        self.heard = time.monotonic()
+        return data
+
+    def loop_misc(self) -> paho.MQTTErrorCode:
+        if self.silence_limit and self.is_connected():
+            silent = time.monotonic() - self.heard
+            sock = self.socket()
+            if silent > self.silence_limit and sock is not None:
+                self.heard = time.monotonic()  # once per silence
+                if self.on_silence is not None:
+                    self.on_silence(silent)
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)  # the next read sees the end: paho reconnects
+        return super().loop_misc()
 
 
 class MqttConnection:
@@ -108,6 +162,10 @@ class MqttConnection:
         self._unreachable_logged = False
         self.last_error: str | None = None
         self.connects = 0
+        #: connections the watchdog dropped because the broker went silent
+        self.silences = 0
+        self._silence_reason: str | None = None
+        self._attempt = 0
 
     # -- life -----------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -186,7 +244,7 @@ class MqttConnection:
     # -- supervision ----------------------------------------------------------------------------------
     def _new_client(self) -> paho.Client:
         v5 = self.protocol == paho.MQTTv5
-        client = paho.Client(
+        client = _Client(
             CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
             clean_session=None if v5 else False,
@@ -200,7 +258,10 @@ class MqttConnection:
             client.tls_set_context(context)
         if self.status_topic:
             client.will_set(self.status_topic, "offline", qos=1, retain=True)
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.silence_limit = WATCHDOG_KEEPALIVES * self.keepalive
+        client.on_silence = self._on_silence
+        self._attempt = 0
+        client.reconnect_delay_set(RECONNECT_MIN, RECONNECT_MAX)  # type: ignore[arg-type]
         client.max_inflight_messages_set(100)
         client.max_queued_messages_set(10000)
         client.on_connect = self._on_connect
@@ -223,7 +284,7 @@ class MqttConnection:
                 self.broker.host, self.broker.port, self.keepalive, clean_start=False, properties=properties
             )
             try:
-                client.loop_forever(retry_first_connection=True)
+                client.loop_forever(timeout=LOOP_TIMEOUT, retry_first_connection=True)
             except Exception as exc:  # e.g. TLS set-up errors: report and retry, never die
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.error("mqtt loop failed broker=%s error=%s", self.broker, self.last_error)
@@ -243,6 +304,20 @@ class MqttConnection:
             self.connected.clear()
         if self.on_state is not None:
             self.on_state(up)
+
+    def _next_delay(self, client: paho.Client) -> None:
+        """Set the wait before paho's next reconnect attempt (paho's own doubling has no jitter; set to
+        one value, its next wait is exactly that). Called before each of paho's waits."""
+        delay = reconnect_delay(self._attempt)
+        self._attempt += 1
+        client.reconnect_delay_set(min_delay=delay, max_delay=delay)  # type: ignore[arg-type]
+
+    def _on_silence(self, silent: float) -> None:
+        self.silences += 1
+        self._silence_reason = (
+            f"broker {self.broker} stopped answering: nothing received for {silent:.1f} s "
+            f"(mqtt.keepalive {self.keepalive} s); dropped the connection"
+        )
 
     def _on_connect(
         self, client: paho.Client, _userdata: Any, flags: Any, rc: ReasonCode, _props: Any
@@ -265,6 +340,7 @@ class MqttConnection:
             log.error("%s; retrying with backoff", self.last_error)
             return
         self._generation += 1
+        self._attempt = 0  # paho starts its waits afresh too
         self._overlaps.new_connection()
         self.connects += 1
         self.last_error = None
@@ -291,7 +367,8 @@ class MqttConnection:
                 self._fallback = True
                 client.disconnect()
 
-    def _on_connect_fail(self, _client: paho.Client, _userdata: Any) -> None:
+    def _on_connect_fail(self, client: paho.Client, _userdata: Any) -> None:
+        self._next_delay(client)
         if not self._unreachable_logged:
             self._unreachable_logged = True
             self.last_error = f"broker {self.broker} is unreachable"
@@ -301,12 +378,14 @@ class MqttConnection:
             )
 
     def _on_disconnect(
-        self, _client: paho.Client, _userdata: Any, _flags: Any, rc: ReasonCode, _props: Any
+        self, client: paho.Client, _userdata: Any, _flags: Any, rc: ReasonCode, _props: Any
     ) -> None:
+        self._next_delay(client)
         was_up = self.connected.is_set()
+        silence, self._silence_reason = self._silence_reason, None
         self._set_connected(False)
         if was_up and not self._stopping.is_set():
-            self.last_error = f"lost the connection to broker {self.broker}: {rc}"
+            self.last_error = silence or f"lost the connection to broker {self.broker}: {rc}"
             log.warning("%s; reconnecting", self.last_error)
 
     def _on_message(self, client: paho.Client, _userdata: Any, message: paho.MQTTMessage) -> None:
@@ -327,6 +406,8 @@ class MqttConnection:
             return
         token = AckToken(self._generation, message.mid, message.qos) if message.qos > 0 else None
         self.deliver(Inbound(topic, message.payload, message.qos, bool(message.retain), time.time(), token))
+        if isinstance(client, _Client):  # deliver may have blocked (backpressure): not the broker's silence
+            client.heard = time.monotonic()
 
 
 class _Overlaps:
