@@ -17,6 +17,7 @@ from typing import IO, Any
 from hub import __version__
 from hub.config import ConfigError, HubConfig, load_config
 from hub.domain.events import Availability, Discovery, Event, Ignored, Reading, Rejected, Scan
+from hub.mqttsetup import add_mqtt_setup_command
 from hub.people_cli import CommandError, add_people_commands
 
 
@@ -192,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base-topic", help="the hub's base topic (default neighborhood)")
     p.set_defaults(func=cmd_decode)
 
+    add_mqtt_setup_command(sub)
     add_people_commands(sub)
     return parser
 

@@ -176,6 +176,22 @@ class Mosquitto(Service):
         return [self.binary, "-c", str(self.config_path)]
 
 
+class MosquittoWithConfig(Service):
+    """Mosquitto running a configuration file as given (e.g. one ``hub mqtt-setup`` wrote); ``port`` is a
+    loopback port one of its listeners serves, watched to tell that it is up."""
+
+    name = "mosquitto"
+
+    def __init__(self, workdir: Path, config_path: Path, port: int) -> None:
+        super().__init__(workdir)
+        self.binary = find_binary("mosquitto", ("/usr/sbin/mosquitto",), "mosquitto")
+        self.config_path = config_path
+        self.port = port
+
+    def command(self) -> list[str]:
+        return [self.binary, "-c", str(self.config_path)]
+
+
 class InfluxDB1(Service):
     """InfluxDB 1.x (Debian's influxd 1.6.7), HTTP API without auth."""
 
