@@ -128,8 +128,8 @@ def test_broker_down_for_40_s_is_reconnected_within_5_s_of_its_return(
         stored_after = time.monotonic() - back
         probe.close()
         print(
-            f"\nbroker down 40 s: hub connected {connected_after or stored_after:.2f} s and first new reading stored "
-            f"{stored_after:.2f} s after its return"
+            f"\nbroker down 40 s: hub connected {connected_after or stored_after:.2f} s and first new "
+            f"reading stored {stored_after:.2f} s after its return"
         )
         assert stored_after <= 5.0
     finally:
