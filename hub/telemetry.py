@@ -31,6 +31,26 @@ class Telemetry:
             "hub_sink_errors", "Failed writes to the time-series sink", ["kind"], registry=r
         )
         self.scans = Counter("hub_scans", "Tag scans received", registry=r)
+        self.unmapped = Counter(
+            "hub_unmapped_fields",
+            "Payload fields that map to no canonical measurement, by source (ingest.field_map maps them)",
+            ["source"],
+            registry=r,
+        )
+        self.discoveries = Counter(
+            "hub_discoveries", "Device announcements received, by source", ["source"], registry=r
+        )
+        self.retirements = Counter(
+            "hub_retirements",
+            "Withdrawn device announcements received (the thing is retired), by source",
+            ["source"],
+            registry=r,
+        )
+        self.silenced = Counter(
+            "hub_things_silent_offline",
+            "Things marked offline after staying silent past their availability timeout",
+            registry=r,
+        )
         self.mqtt_connected = Gauge("hub_mqtt_connected", "1 while connected to the broker", registry=r)
         self._gauges: list[tuple[str, str, Callable[[], float]]] = []
         r.register(_CallbackCollector(self._gauges))

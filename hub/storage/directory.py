@@ -475,7 +475,12 @@ class Directory:
         t = tables.things
         with self._tx() as conn:
             self._require_thing(conn, thing_id)
-            conn.execute(sa.update(t).where(t.c.id == thing_id).values(retired=True))
+            # a resident's decision: the device announcing itself again does not bring it back
+            conn.execute(
+                sa.update(t)
+                .where(t.c.id == thing_id)
+                .values(retired=True, retired_by=tables.RETIRED_BY_RESIDENT)
+            )
             self._audit(conn, now, actor, "thing.retire", thing=thing_id)
 
     # -- relations -------------------------------------------------------------------------------

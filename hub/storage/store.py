@@ -1,4 +1,4 @@
-"""The relational store: things, their sources, their latest values, and tag scans.
+"""The relational store: things, their sources, their latest values, what they announced, and tag scans.
 
 SQLAlchemy Core over SQLite (one file, WAL) or PostgreSQL (several hubs sharing state), through the
 same code. Times are float epoch seconds in both dialects: the domain already uses them, they compare
@@ -7,11 +7,12 @@ and sort the same everywhere, and SQLite has no native timestamp type to disagre
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from hub.domain.events import Value
-from hub.domain.livestate import ScanRecord, ThingState
+from hub.domain.livestate import Announcement, ScanRecord, ThingState, UnmappedField
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,10 @@ NATIVE = "native"
 BUSY_TIMEOUT_MS = 10_000
 #: arbitrary constant naming the PostgreSQL advisory lock that serialises concurrent migrations
 _MIGRATION_LOCK = 0x6E_68_75_62
+#: ``things.retired_by``: the device withdrew its announcement (a new one brings the thing back)
+RETIRED_BY_ANNOUNCEMENT = "announcement"
+#: ``things.retired_by``: a resident retired it (only a resident brings it back)
+RETIRED_BY_RESIDENT = "resident"
 
 Time = sa.Double
 metadata = sa.MetaData()
@@ -61,6 +66,21 @@ things = sa.Table(
     sa.Column("derived_from", sa.Text),  # JSON list of measurement names
     sa.Column("created_at", Time),  # when a resident registered it; NULL while unclaimed
     sa.Column("retired", sa.Boolean, nullable=False, server_default=sa.false()),
+    # what the device announced about itself (0004); ``name`` follows the announced name only while
+    # nobody has claimed the thing, a resident's name is never overwritten
+    sa.Column("announced_name", sa.Text),
+    sa.Column("model", sa.Text),
+    sa.Column("manufacturer", sa.Text),
+    sa.Column("sw_version", sa.Text),
+    sa.Column("power", sa.Text),  # "mains" | "battery"
+    sa.Column("measurements", sa.Text),  # JSON list of canonical names
+    sa.Column("attributes", sa.Text),  # JSON object
+    sa.Column("announced_by", sa.Text),  # the ecosystem whose announcement it was
+    sa.Column("announced_at", Time),
+    # NULL or RETIRED_BY_RESIDENT: a resident's decision; RETIRED_BY_ANNOUNCEMENT: the device's
+    sa.Column("retired_by", sa.Text),
+    # JSON {field path: [last raw value, last seen]}: payload fields no measurement took, at most 64
+    sa.Column("unmapped", sa.Text),
 )
 
 sources = sa.Table(
@@ -438,11 +458,22 @@ class Store:
 
     # -- writes ----------------------------------------------------------------------------------
 
-    def apply(self, things_: Sequence[ThingState], scans_: Sequence[ScanRecord]) -> None:
-        """Store changed things (with their sources and latest values) and new scans in one transaction.
+    def apply(
+        self,
+        things_: Sequence[ThingState],
+        scans_: Sequence[ScanRecord],
+        *,
+        announced: Sequence[ThingState] = (),
+        unmapped: Mapping[str, Mapping[str, UnmappedField]] | None = None,
+    ) -> None:
+        """Store changed things (with their sources and latest values), new scans, changed announcements
+        and unmapped fields in one transaction.
 
         first_seen keeps the earliest, last_seen the latest, online changes only when given, and a
-        latest value is replaced only by a newer one (or a different one at the same time).
+        latest value is replaced only by a newer one (or a different one at the same time). An
+        announcement updates the thing's registry entry and brings back a thing its device had retired;
+        a withdrawn one retires it (see ``_announce``). Announced things must exist already, or be among
+        ``things_``.
         """
         unique = {s.id: s for s in things_}
         # a fixed order keeps concurrent writers from deadlocking on PostgreSQL
@@ -476,10 +507,62 @@ class Store:
             if thing_rows:
                 conn.execute(self._upsert_things(), thing_rows)
                 conn.execute(self._upsert_sources(), source_rows)
+            self._announce(conn, announced)
+            if unmapped:
+                rows = [
+                    {"b_id": thing, "b_unmapped": _unmapped_json(fields)}
+                    for thing, fields in sorted(unmapped.items())
+                ]
+                conn.execute(
+                    sa.update(things)
+                    .where(things.c.id == sa.bindparam("b_id"))
+                    .values(unmapped=sa.bindparam("b_unmapped")),
+                    rows,
+                )
             if latest_rows:
                 conn.execute(self._upsert_latest(), latest_rows)
             if scan_rows:
                 conn.execute(scans.insert(), scan_rows)
+
+    def _announce(self, conn: Connection, states: Sequence[ThingState]) -> None:
+        """Write announcements and withdrawals, in batches (a retained inventory brings thousands)."""
+        t = things
+        ordered = sorted(states, key=lambda s: s.id)
+        withdrawn = [{"b_id": s.id} for s in ordered if s.withdrawn]
+        announced = [_announcement_row(s.id, s.announced) for s in ordered if not s.withdrawn and s.announced]
+        if announced:
+            by_device = t.c.retired_by == RETIRED_BY_ANNOUNCEMENT
+            conn.execute(
+                sa.update(t)
+                .where(t.c.id == sa.bindparam("b_id"))
+                .values(
+                    # an unclaimed thing goes by the name its device gives; a claimed one keeps its own
+                    name=sa.case(
+                        (t.c.created_at.is_(None), sa.func.coalesce(sa.bindparam("b_name"), t.c.name)),
+                        else_=t.c.name,
+                    ),
+                    announced_name=sa.bindparam("b_name"),
+                    model=sa.bindparam("b_model"),
+                    manufacturer=sa.bindparam("b_manufacturer"),
+                    sw_version=sa.bindparam("b_sw_version"),
+                    power=sa.bindparam("b_power"),
+                    measurements=sa.bindparam("b_measurements"),
+                    attributes=sa.bindparam("b_attributes"),
+                    announced_by=sa.bindparam("b_announced_by"),
+                    announced_at=sa.bindparam("b_announced_at"),
+                    # announced again: back, unless a resident retired it
+                    retired=sa.case((by_device, sa.false()), else_=t.c.retired),
+                    retired_by=sa.case((by_device, sa.null()), else_=t.c.retired_by),
+                ),
+                announced,
+            )
+        if withdrawn:
+            conn.execute(
+                sa.update(t)
+                .where(t.c.id == sa.bindparam("b_id"), t.c.retired == sa.false())
+                .values(retired=True, retired_by=RETIRED_BY_ANNOUNCEMENT),
+                withdrawn,
+            )
 
     def _upsert_things(self) -> Any:
         stmt = self._insert(things)
@@ -531,6 +614,12 @@ class Store:
                 state.values[v.measurement] = _value(v)
                 state.times[v.measurement] = v.time
         return list(states.values())
+
+    def load_unmapped(self) -> dict[str, dict[str, UnmappedField]]:
+        """Every thing's unmapped fields (to prime the live state)."""
+        query = sa.select(things.c.id, things.c.unmapped).where(things.c.unmapped.is_not(None))
+        with self._begin() as conn:
+            return {row.id: _unmapped(row.unmapped) for row in conn.execute(query)}
 
     def thing(self, thing_id: str) -> ThingState | None:
         """One thing with its latest values, or None when it was never seen."""
@@ -662,4 +751,53 @@ def _value(row: Any) -> Value:
 
 
 def _state(row: Any) -> ThingState:
-    return ThingState(row.id, row.source, row.first_seen, row.last_seen, row.online)
+    state = ThingState(row.id, row.source, row.first_seen, row.last_seen, row.online)
+    if row.announced_by is not None:
+        state.announced = Announcement(
+            row.announced_by,
+            row.announced_name,
+            row.model,
+            row.manufacturer,
+            row.sw_version,
+            row.power,
+            tuple(json.loads(row.measurements)) if row.measurements else (),
+            json.loads(row.attributes) if row.attributes else {},
+            row.announced_at or 0.0,
+        )
+    state.withdrawn = bool(row.retired) and row.retired_by == RETIRED_BY_ANNOUNCEMENT
+    return state
+
+
+def _announcement_row(thing_id: str, a: Announcement | None) -> dict[str, Any]:
+    assert a is not None
+    return {
+        "b_id": thing_id,
+        "b_name": a.name,
+        "b_model": a.model,
+        "b_manufacturer": a.manufacturer,
+        "b_sw_version": a.sw_version,
+        "b_power": a.power,
+        "b_measurements": json.dumps(list(a.measurements)),
+        "b_attributes": json.dumps(a.attributes, default=str),
+        "b_announced_by": a.source,
+        "b_announced_at": a.at,
+    }
+
+
+def _unmapped_json(fields: Mapping[str, UnmappedField]) -> str:
+    return json.dumps({path: [f.raw, f.last_seen] for path, f in sorted(fields.items())})
+
+
+def _unmapped(text: str) -> dict[str, UnmappedField]:
+    """Unmapped fields as stored; a row that does not read as such yields none (never a failed start)."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    out: dict[str, UnmappedField] = {}
+    for path, entry in data.items():
+        if isinstance(entry, list) and len(entry) == 2 and isinstance(entry[1], int | float):
+            out[str(path)] = UnmappedField(entry[0], float(entry[1]))
+    return out

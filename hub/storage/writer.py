@@ -2,14 +2,18 @@
 
 Scans are committed before the acknowledgement of the message that carried them (the recorder calls
 ``commit_scans`` before it acknowledges a batch), so a scan the broker counts as delivered is on disk.
+Announcements (and their withdrawal) and unmapped fields ride along with the changed things: a retained
+inventory of thousands of devices replayed at start-up becomes a few batched transactions, never a
+write per message on the ingest thread.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
-from hub.domain.livestate import LiveState, ScanRecord
+from hub.domain.livestate import Changes, LiveState, ScanRecord
 from hub.storage.store import Store
 from hub.telemetry import Telemetry
 
@@ -38,6 +42,9 @@ class StoreWriter:
         self._thread: threading.Thread | None = None
         self.healthy = True
         self.last_error: str | None = None
+        #: called (on the writer's thread) after announcements or retirements were stored, so read
+        #: caches of the registry can reload
+        self.on_registry_change: Callable[[], None] | None = None
 
     def add_scan(self, scan: ScanRecord) -> None:
         with self._scan_lock:
@@ -55,21 +62,34 @@ class StoreWriter:
         with self._lock:
             with self._scan_lock:
                 scans, self._scans = self._scans, []
-            dirty = self.live.take_dirty() if things else []
-            if not scans and not dirty:
+            changes = self.live.take_changes() if things else Changes([], [], {})
+            if not scans and not changes:
                 return
             try:
-                self.store.apply(dirty, scans)
+                self.store.apply(
+                    changes.things, scans, announced=changes.announced, unmapped=changes.unmapped
+                )
             except Exception as exc:
                 self.healthy = False
                 self.last_error = str(exc)
-                log.error("store write failed things=%d scans=%d error=%s", len(dirty), len(scans), exc)
-                with self._scan_lock:  # keep the scans for the next try; things are re-marked dirty
+                log.error(
+                    "store write failed things=%d announced=%d scans=%d error=%s",
+                    len(changes.things),
+                    len(changes.announced),
+                    len(scans),
+                    exc,
+                )
+                with self._scan_lock:  # keep the scans for the next try; things are marked again
                     self._scans[:0] = scans
-                self.live.mark_dirty(s.id for s in dirty)
+                self.live.mark_changes(changes)
                 return
             self.healthy = True
             self.last_error = None
+        if changes.announced and self.on_registry_change is not None:
+            try:
+                self.on_registry_change()
+            except Exception:  # a cache that fails to reload must not stop the writer
+                log.exception("registry change hook failed")
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
