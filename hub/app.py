@@ -2,11 +2,15 @@
 
 The hot path, top to bottom:
   MQTT client (paho thread) → bounded queue → ingest worker: router → decoder → events
-      readings      → live state + recorder (batches → sink or spool → acknowledgement)
-      availability  → live state
+      readings      → live state + recorder (batches → sink or spool → acknowledgement);
+                      fields no measurement took → counted, listed on the thing
+      availability  → live state + alerts
+      discovery     → live state (the store writer registers it in batches); announced topics followed
       scans         → live state + store writer (committed before the acknowledgement)
       rejections    → counted by reason
-Side effects (store writes, the dashboard) read the live state; nothing on the hot path does I/O.
+The same worker sweeps every ``sweep_every`` seconds for things silent past their availability timeout
+and routes each like an ``offline`` message. Side effects (store writes, the dashboard) read the live
+state; nothing on the hot path does I/O.
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ from hub import __version__
 from hub.alerting import AlertService
 from hub.config import HubConfig, resolve_secrets
 from hub.domain.alert_rules import DEFAULT_RULES, rule_from_dict
-from hub.domain.events import Availability, Ignored, Reading, Rejected, Scan
+from hub.domain.availability import SilenceTimeouts
+from hub.domain.events import Availability, Discovery, Ignored, Reading, Rejected, Scan
 from hub.domain.livestate import LiveState
 from hub.domain.readers import ReaderMode
 from hub.ingest.airrohr import AirrohrDecoder
@@ -66,6 +71,22 @@ from hub.web.server import WebServer
 log = logging.getLogger(__name__)
 
 _STOP = object()
+#: topics learned from announcements the hub follows at most (each decoder bounds its own as well)
+MAX_LEARNED_TOPICS = 50_000
+#: learned topics are subscribed in batches of this many (or when the ingest queue runs empty)
+SUBSCRIBE_BATCH = 100
+
+
+def valid_filter(topic: str) -> bool:
+    """An MQTT topic filter the broker accepts: not empty, no NUL, ``+`` and ``#`` as whole levels,
+    ``#`` only last, at most 65535 bytes."""
+    if not topic or "\x00" in topic or len(topic.encode("utf-8", "surrogatepass")) > 65535:
+        return False
+    levels = topic.split("/")
+    for i, level in enumerate(levels):
+        if ("#" in level and (level != "#" or i != len(levels) - 1)) or ("+" in level and level != "+"):
+            return False
+    return True
 
 
 def settle_memory() -> None:
@@ -143,6 +164,8 @@ def build_sink(config: HubConfig, env: Mapping[str, str]) -> LineSink | PointSin
 @dataclass
 class _Counters:
     rejected_logged: dict[str, float] = field(default_factory=dict)
+    learned_logged: bool = False
+    learned_overflow_logged: bool = False
 
 
 class Hub:
@@ -165,6 +188,14 @@ class Hub:
         self._running = False
         self._counters = _Counters()
         self.mqtt: MqttConnection | None = None
+        timeouts = config.ingest.availability_timeout
+        self.timeouts = SilenceTimeouts(timeouts.mains_s, timeouts.battery_s)
+        #: seconds between silence sweeps (on the ingest worker)
+        self.sweep_every = self.timeouts.sweep_every()
+        self._watching_since = time.time()
+        #: topics announced by devices that the hub follows, and those still to subscribe
+        self._learned: set[str] = set()
+        self._to_subscribe: list[str] = []
 
         storage = Path(config.storage.path)
         self.store = Store.open(config.storage.url or storage)
@@ -188,6 +219,7 @@ class Hub:
         self.writer = StoreWriter(self.store, self.live, self.telemetry)
         self.directory = Directory(self.store)
         self.catalog = Catalog(self.directory)
+        self.writer.on_registry_change = self._registry_changed
         lend = config.lending
         self.desk = LendingDesk(
             self.directory,
@@ -233,7 +265,8 @@ class Hub:
     # -- life -----------------------------------------------------------------------------------------
     def start(self) -> None:
         self.store.migrate()
-        self.live.load(self.store.load_things())
+        self.live.load(self.store.load_things(), self.store.load_unmapped())
+        self._watching_since = time.time()
         self.alerting.prepare()  # retained messages arriving at connect are evaluated too
         if hasattr(self.sink, "ping") and not self.sink.ping():
             self.recorder.mark_unavailable(
@@ -262,6 +295,8 @@ class Hub:
                 accounts=Accounts(self.store),
                 alerts=self.alerting,
                 history=history_for(self.sink, resolve_secrets(self.config, self.env)),
+                push=self.push,
+                silence_timeouts=self.timeouts,
             )
             trust_proxy = self.config.web.trust_proxy
             self._web = WebServer(
@@ -357,16 +392,46 @@ class Hub:
             except queue.Full:
                 continue
 
+    def push(self, topic: str, payload: bytes) -> bool:
+        """A message that arrived another way than MQTT (an HTTP push), onto the ingest queue as if it
+        came from the broker with QoS 0. False when the queue is full (the drop is counted) or the hub
+        is stopping."""
+        if not self._running:
+            return False
+        try:
+            self.queue.put_nowait(Inbound(topic, payload, 0, False, time.time(), None))
+        except queue.Full:
+            self.telemetry.drops.labels("ingest_queue").inc()
+            return False
+        return True
+
     def _ingest_loop(self) -> None:
         get = self.queue.get
+        every = self.sweep_every
+        next_sweep = time.monotonic() + every
         while True:
-            message = get()
+            try:
+                message = get(timeout=every)
+            except queue.Empty:
+                message = None
             if message is _STOP:
                 return
-            try:
-                self.handle(message)
-            except Exception:  # never let one message stop ingest
-                log.exception("ingest failed topic=%s", getattr(message, "topic", "?"))
+            if message is not None:
+                try:
+                    self.handle(message)
+                except Exception:  # never let one message stop ingest
+                    log.exception("ingest failed topic=%s", getattr(message, "topic", "?"))
+            if self._to_subscribe and (len(self._to_subscribe) >= SUBSCRIBE_BATCH or self.queue.empty()):
+                try:
+                    self._subscribe_learned()
+                except Exception:
+                    log.exception("subscribing to announced topics failed")
+            if time.monotonic() >= next_sweep:
+                next_sweep = time.monotonic() + every
+                try:
+                    self.sweep(time.time())
+                except Exception:
+                    log.exception("availability sweep failed")
 
     def handle(self, message: Inbound) -> None:
         t = self.telemetry
@@ -374,17 +439,24 @@ class Hub:
         points: list[Point] = []
         for event in self.router.route(message.topic, message.payload, message.received):
             if isinstance(event, Reading):
-                self.live.apply_reading(event, message.received)
-                at = event.time if event.time is not None else message.received
-                points.append(Point(event.thing, event.source, event.values, int(at * 1e9)))
-                self.alerting.on_reading(event.thing, event.values, message.received)
-                power = event.values.get("power")
-                if power is not None:
-                    self.desk.observe_power(event.thing, float(power), at)
-                t.readings.labels(event.source).inc()
+                back = self.live.apply_reading(event, message.received)
+                if event.unmapped:
+                    t.unmapped.labels(event.source).inc(len(event.unmapped))
+                if event.values:  # only unmapped fields: the thing was heard, but there is no point
+                    at = event.time if event.time is not None else message.received
+                    points.append(Point(event.thing, event.source, event.values, int(at * 1e9)))
+                    self.alerting.on_reading(event.thing, event.values, message.received)
+                    power = event.values.get("power")
+                    if power is not None:
+                        self.desk.observe_power(event.thing, float(power), at)
+                    t.readings.labels(event.source).inc()
+                if back:  # silent past its timeout before, talking again: online, as if it said so
+                    self.alerting.on_availability(event.thing, True, message.received)
             elif isinstance(event, Availability):
                 self.live.apply_availability(event, message.received)
                 self.alerting.on_availability(event.thing, event.online, message.received)
+            elif isinstance(event, Discovery):
+                self._discovered(event, message.received)
             elif isinstance(event, Scan):
                 record = self.live.record_scan(event, message.received)
                 self.writer.add_scan(record)
@@ -401,6 +473,70 @@ class Hub:
     def _publish(self, topic: str, payload: str, qos: int, retain: bool) -> None:
         if self.mqtt is not None:
             self.mqtt.publish(topic, payload, qos, retain)
+
+    # -- the registry fed by discovery, availability by silence ---------------------------------------
+    def _discovered(self, event: Discovery, at: float) -> None:
+        """An announcement registers or updates the thing, a withdrawal retires it; both reach the store
+        through the writer's next batch. Announced topics are followed from now on."""
+        if event.retired:
+            self.telemetry.retirements.labels(event.source).inc()
+        else:
+            self.telemetry.discoveries.labels(event.source).inc()
+        self.live.apply_discovery(event, at)
+        if event.topics:
+            self._follow(event)
+
+    def _follow(self, event: Discovery) -> None:
+        fresh = [topic for topic in event.topics if topic not in self._learned]
+        if not fresh:
+            return
+        bad = [topic for topic in fresh if not valid_filter(topic)]
+        if bad:  # one bad filter would make the broker (or paho) refuse the whole batch
+            detail = f"{event.thing} announced a topic that is not a valid MQTT topic filter"
+            self._rejected(Rejected(event.source, bad[0], "bad_topic", detail))
+            fresh = [topic for topic in fresh if topic not in bad]
+        room = MAX_LEARNED_TOPICS - len(self._learned)
+        if len(fresh) > room:
+            self.telemetry.drops.labels("learned_topics").inc(len(fresh) - room)
+            if not self._counters.learned_overflow_logged:
+                self._counters.learned_overflow_logged = True
+                log.warning(
+                    "announced topics not followed: the hub follows at most %d learned topics",
+                    MAX_LEARNED_TOPICS,
+                )
+            fresh = fresh[: max(room, 0)]
+        self._learned.update(fresh)
+        self._to_subscribe.extend(fresh)
+
+    def _subscribe_learned(self) -> None:
+        """Subscribe to the learned topics collected so far, in one batch (from the ingest worker)."""
+        mqtt = self.mqtt
+        if mqtt is None:
+            return
+        topics, self._to_subscribe = self._to_subscribe, []
+        qos = self.config.mqtt.qos
+        mqtt.add_subscriptions([(topic, qos, False) for topic in topics])
+        if not self._counters.learned_logged:
+            self._counters.learned_logged = True
+            log.info("following topics announced by devices count=%d first=%s", len(topics), topics[0])
+        else:
+            log.debug("following topics announced by devices count=%d", len(topics))
+
+    def sweep(self, now: float) -> None:
+        """Mark things silent past their availability timeout offline, routed like an ``offline``
+        message (alerts, dashboard). Runs on the ingest worker, in order with the messages."""
+        for event in self.live.silent(now, self.timeouts, self._watching_since):
+            self.live.apply_availability(event, now, reported=False)
+            self.alerting.on_availability(event.thing, False, now)
+            self.telemetry.silenced.inc()
+            log.info("offline after silence thing=%s source=%s", event.thing, event.source)
+
+    def _registry_changed(self) -> None:
+        """Announcements or retirements were stored: read caches of the registry reload now."""
+        self.catalog.invalidate()
+        ha_discovery = getattr(self, "ha_discovery", None)
+        if ha_discovery is not None:
+            ha_discovery.things_changed()
 
     def _acker(self, token: AckToken) -> Callable[[], None]:
         mqtt = self.mqtt

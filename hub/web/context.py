@@ -16,6 +16,7 @@ from fastapi import HTTPException, Request
 
 from hub.domain.alert_rules import Rule
 from hub.domain.alerts import Alert
+from hub.domain.availability import SilenceTimeouts
 from hub.domain.livestate import LiveState
 from hub.domain.model import (
     AuditEntry,
@@ -360,6 +361,11 @@ class WebContext:
     alerts: AlertBoard | None = None
     #: past readings for charts. Without it (InfluxDB 2.x) the readings API answers 503 and pages say so.
     history: HistoryReader | None = None
+    #: hands a message that came over HTTP (topic, payload) to ingest as if from the broker; False when
+    #: the ingest queue is full. Without it HTTP push endpoints answer 503.
+    push: Callable[[str, bytes], bool] | None = None
+    #: how long a thing that never reports its availability may stay silent before it counts as offline
+    silence_timeouts: SilenceTimeouts | None = None
 
 
 def kiosk_view(ctx: WebContext) -> GradedView:

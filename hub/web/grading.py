@@ -54,8 +54,20 @@ class GradedView:
         return replace(state, values=dict(values), times=times)
 
     def things(self, since: int = 0) -> tuple[int, list[ThingState]]:
+        """Things changed after ``since`` as the viewer may see them; retired things are left out of
+        lists (their own page still shows them)."""
         version, states = self.live.snapshot(since)
-        return version, [graded for state in states if (graded := self.grade(state)) is not None]
+        return version, [
+            graded
+            for state in states
+            if not state.withdrawn
+            and (graded := self.grade(state)) is not None
+            and not self._retired(state.id)
+        ]
+
+    def _retired(self, thing_id: str) -> bool:
+        thing = self.catalog.thing(thing_id)
+        return thing is not None and thing.retired
 
     def thing(self, thing_id: str) -> ThingState | None:
         state = self.live.get(thing_id)

@@ -29,8 +29,16 @@ def test_get_thing_by_id(http: httpx.Client) -> None:
     response = http.get("/api/v1/things/washer")
     assert response.status_code == 200
     washer = response.json()
-    assert set(washer) == {"id", "source", "online", "first_seen", "last_seen", "values"}
+    assert set(washer) == {
+        *("id", "source", "online", "first_seen", "last_seen", "values"),
+        *("name", "retired", "availability", "availability_by", "silence_timeout_s", "power"),
+        *("announced", "unmapped", "field_map_hint"),
+    }
     assert washer["online"] is False
+    assert washer["availability"] == "offline"
+    assert washer["availability_by"] == "device"  # it said so itself: no silence timeout applies
+    assert washer["silence_timeout_s"] is None
+    assert washer["unmapped"] is None  # the kiosk may not manage it
     assert washer["values"]["state"]["value"] is True
     assert washer["values"]["power"] == {
         "value": 1850.0,
@@ -50,7 +58,8 @@ def test_openapi_documents_the_things_models(http: httpx.Client) -> None:
     spec = http.get("/openapi.json").json()
     assert spec["info"]["version"] == "9.8.7"
     one = spec["paths"]["/api/v1/things/{thing_id}"]["get"]["responses"]
-    assert one["200"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ThingOut"}
+    detail = {"$ref": "#/components/schemas/ThingDetailOut"}
+    assert one["200"]["content"]["application/json"]["schema"] == detail
     assert "404" in one
     fields = spec["components"]["schemas"]["ThingOut"]["properties"]
     assert set(fields) == {"id", "source", "online", "first_seen", "last_seen", "values"}

@@ -25,6 +25,7 @@ from hub.web.auth import Viewer, page_viewer, safe_next
 from hub.web.context import PeopleSide, WebContext, get_context, people_side, refusal
 from hub.web.routers.account import render
 from hub.web.routers.loans import lending_step
+from hub.web.routers.things import device_view
 
 router = APIRouter(tags=["resident pages"], include_in_schema=False)
 
@@ -300,6 +301,7 @@ def thing_context(ctx: WebContext, side: PeopleSide, me: Resident, found: Access
         "holder_is_me": holder is not None and holder.borrower == me.id,
         "today": datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d"),
         "can_edit_rules": ctx.alerts is not None and found.may(Action.MANAGE),
+        "device": device_view(ctx, thing, now, manage=found.may(Action.MANAGE)),
     }
 
 
