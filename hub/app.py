@@ -284,6 +284,7 @@ class Hub:
         self.desk.start()
         self.alerting.start()
         if self.config.web.enabled:
+            airrohr = self.config.ingest.ecosystems.airrohr
             ctx = WebContext(
                 live=self.live,
                 catalog=self.catalog,
@@ -297,6 +298,9 @@ class Hub:
                 history=history_for(self.sink, resolve_secrets(self.config, self.env)),
                 push=self.push,
                 silence_timeouts=self.timeouts,
+                push_max_bytes=self.config.ingest.max_payload_bytes,
+                airrohr_enabled=airrohr.enabled,
+                airrohr_password=airrohr.password.get_secret_value() if airrohr.password else None,
             )
             trust_proxy = self.config.web.trust_proxy
             self._web = WebServer(

@@ -366,6 +366,12 @@ class WebContext:
     push: Callable[[str, bytes], bool] | None = None
     #: how long a thing that never reports its availability may stay silent before it counts as offline
     silence_timeouts: SilenceTimeouts | None = None
+    #: the largest body an HTTP push may carry (config ``ingest.max_payload_bytes``)
+    push_max_bytes: int = 65536
+    #: Sensor.Community airrohr pushes: accepted at all (``ingest.ecosystems.airrohr.enabled``), and the
+    #: password the firmware must send (``ingest.ecosystems.airrohr.password``; None: none asked)
+    airrohr_enabled: bool = True
+    airrohr_password: str | None = None
 
 
 def kiosk_view(ctx: WebContext) -> GradedView:

@@ -25,15 +25,6 @@ SENSORCOMMUNITY = json.loads((FIXTURES / "sensorcommunity.json").read_text(encod
 RECEIVED = 1_790_000_000.0
 
 
-@dataclass(frozen=True, kw_only=True)
-class PushContext(WebContext):
-    """The context with the settings the push endpoint reads: the ingest's body size limit and the
-    airrohr password, from the config."""
-
-    push_max_bytes: int = 65536
-    airrohr_password: str | None = None
-
-
 @dataclass
 class Queue:
     """Stands in for the ingest queue: keeps what was pushed, refuses when ``full``."""
@@ -62,12 +53,12 @@ def serve(
     health: Health,
     start_server: Any,
 ) -> Iterator[Callable[..., httpx.Client]]:
-    """A real server over a PushContext (``serve(airrohr_password=...)``); closes its clients at the end."""
+    """A real server over a WebContext (``serve(airrohr_password=...)``); closes its clients at the end."""
     clients: list[httpx.Client] = []
 
     def serve(**settings: Any) -> httpx.Client:
         settings.setdefault("push", queue)
-        ctx = PushContext(
+        ctx = WebContext(
             live=live, catalog=catalog, telemetry=telemetry, health=health, version="9.8.7", **settings
         )
         server: WebServer = start_server(ctx)
@@ -260,3 +251,14 @@ def test_openapi_documents_the_push(serve: Callable[..., httpx.Client]) -> None:
     body = post["requestBody"]["content"]["application/json"]["schema"]
     assert body["required"] == ["sensordatavalues"]
     assert {p["name"] for p in post["parameters"]} == {"x-sensor", "x-pin"}
+
+
+def test_a_hub_with_airrohr_turned_off_has_no_push_endpoint(
+    serve: Callable[..., httpx.Client], queue: Queue
+) -> None:
+    client = serve(airrohr_enabled=False)
+    body = {"esp8266id": "1", "sensordatavalues": [{"value_type": "SDS_P1", "value": "1.00"}]}
+    response = client.post(URL, json=body, headers={"X-Sensor": "esp8266-1"})
+    assert response.status_code == 404
+    assert "ingest.ecosystems.airrohr.enabled" in response.json()["detail"]
+    assert queue.messages == []

@@ -64,15 +64,13 @@ class PushAccepted(BaseModel):
 
 
 def _settings(ctx: WebContext) -> tuple[int, str | None]:
-    """(body size limit, airrohr password) the hub was configured with.
-
-    Read from the context's ``push_max_bytes`` (config ``ingest.max_payload_bytes``) and
-    ``airrohr_password`` (``ingest.ecosystems.airrohr.password``); a context without them means the
-    ingest's default limit and no password.
-    """
-    max_bytes = getattr(ctx, "push_max_bytes", None) or DEFAULT_MAX_BYTES
-    password = getattr(ctx, "airrohr_password", None) or None
-    return int(max_bytes), password
+    """(body size limit, airrohr password) the hub was configured with; 404 when airrohr is turned off
+    (``ingest.ecosystems.airrohr.enabled: false``): the endpoint does not exist on such a hub."""
+    if not ctx.airrohr_enabled:
+        raise HTTPException(
+            status_code=404, detail="airrohr pushes are turned off (ingest.ecosystems.airrohr.enabled)"
+        )
+    return ctx.push_max_bytes or DEFAULT_MAX_BYTES, ctx.airrohr_password or None
 
 
 def _check_password(password: str | None, credentials: HTTPBasicCredentials | None) -> None:
