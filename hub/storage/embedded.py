@@ -13,7 +13,8 @@ import logging
 import math
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from hub.storage.sink import Point
@@ -24,6 +25,10 @@ FILE_NAME = "timeseries.sqlite"
 _FILE_SUFFIXES = {".sqlite", ".sqlite3", ".db"}
 _NS_PER_DAY = 86_400 * 1_000_000_000
 BUSY_TIMEOUT_MS = 10_000
+#: how often the writer drops what is past the retention (at most; checked when a batch is written)
+PRUNE_EVERY_S = 3600.0
+#: the write-ahead log is cut back to this size after a checkpoint, so it cannot grow for good either
+WAL_LIMIT_BYTES = 16 * 1024 * 1024
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS points (
@@ -45,14 +50,29 @@ class EmbeddedSinkError(Exception):
 
 
 class EmbeddedSink:
-    """A PointSink in ``<path>/timeseries.sqlite`` (or ``path`` itself when it ends in .sqlite/.db)."""
+    """A PointSink in ``<path>/timeseries.sqlite`` (or ``path`` itself when it ends in .sqlite/.db).
+
+    Values older than ``retention_days`` are dropped by the writer at most every ``prune_every``
+    seconds of ``clock``; SQLite reuses the freed pages, so at a steady rate the file stops growing.
+    """
 
     kind = "embedded"
 
-    def __init__(self, path: Path, retention_days: float = 7.0) -> None:
+    def __init__(
+        self,
+        path: Path,
+        retention_days: float = 7.0,
+        *,
+        clock: Callable[[], float] = time.time,
+        prune_every: float = PRUNE_EVERY_S,
+    ) -> None:
         path = Path(path)
         self.file = path if path.suffix in _FILE_SUFFIXES else path / FILE_NAME
         self.retention_days = retention_days
+        self.clock = clock
+        self.prune_every = prune_every
+        #: when the writer last pruned; the first prune comes one period after opening
+        self._pruned_at = clock()
         #: values not written because they were NaN or infinite
         self.skipped = 0
         self._write_lock = threading.Lock()
@@ -77,6 +97,7 @@ class EmbeddedSink:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        conn.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
         return conn
 
     # -- PointSink -------------------------------------------------------------------------------
@@ -95,6 +116,11 @@ class EmbeddedSink:
             conn.execute("COMMIT")
         if self.skipped != skipped_before:
             log.warning("embedded sink skipped non-finite values count=%d", self.skipped - skipped_before)
+        now = self.clock()
+        if now - self._pruned_at >= self.prune_every:
+            # on the writer's thread, between batches: the retention is kept without a thread of its own
+            self._pruned_at = now
+            self.prune(int(now * 1e9))
 
     def _rows(self, points: Sequence[Point]) -> Iterator[tuple[str, str, int, float, int]]:
         for p in points:

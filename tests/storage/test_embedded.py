@@ -172,3 +172,28 @@ def test_an_unusable_path_is_named(tmp_path: Path) -> None:
 
     with pytest.raises(EmbeddedSinkError, match=r"file/ts/timeseries\.sqlite.*storage\.path"):
         EmbeddedSink(tmp_path / "file" / "ts")
+
+
+def test_the_writer_prunes_on_schedule_and_the_file_stops_growing(tmp_path: Path) -> None:
+    """Twenty simulated days at a steady rate with two days of retention: the writer prunes once an hour
+    of its clock, the stored values stay at two days' worth, and the file (with its log) stops growing."""
+    clock = [T0 / S]
+    sink = EmbeddedSink(tmp_path, retention_days=2, clock=lambda: clock[0], prune_every=3600)
+    per_batch, step_s = 50, 600  # 50 things every 10 minutes
+    sizes, counts = {}, {}
+    for batch in range(20 * 144):
+        clock[0] += step_s
+        at = int(clock[0] * S)
+        sink.write_points([Point(f"t{i}", "native", {"temperature": 20.0 + i}, at) for i in range(per_batch)])
+        day = batch // 144
+        if batch % 144 == 143:
+            files = [sink.file, sink.file.with_name(sink.file.name + "-wal")]
+            sizes[day] = sum(f.stat().st_size for f in files if f.exists())
+            counts[day] = sink.count()
+    print(f"values per day-end: {counts}\nbytes per day-end: {sizes}")
+    two_days = 2 * 144 * per_batch
+    for day in range(3, 20):
+        assert two_days <= counts[day] <= two_days + 7 * per_batch  # at most an hour's extra
+    assert sizes[19] <= sizes[5] * 1.1, "the file kept growing past the retention"
+    assert sink.history("t0", "temperature", 0)[0][0] >= int((clock[0] - 2 * 86400 - 3600) * S)
+    sink.close()
