@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -75,9 +76,16 @@ def main() -> int:
         client = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-publisher", protocol=paho.MQTTv311)
         client.max_inflight_messages_set(1000)
         client.max_queued_messages_set(0)
+        online = threading.Event()
+        client.on_message = lambda _c, _u, m: online.set() if m.payload == b"online" else None
         client.connect(broker.host, broker.port)
+        client.subscribe("neighborhood/hub/status")
         client.loop_start()
-        time.sleep(2.0)  # the hub connects and subscribes
+        # the hub publishes "online" once connected and subscribed; publishing earlier would be lost
+        if not online.wait(60):
+            print("the hub did not come online within 60 s", file=sys.stderr)
+            return 1
+        time.sleep(0.5)  # the status is published right after SUBSCRIBE; let the SUBACK land
         cpu0, _ = proc_stats(hub.pid)
         t0 = 1_790_000_000.0
         payloads = [
