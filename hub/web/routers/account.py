@@ -236,8 +236,12 @@ def create_token(
 
 
 @router.post("/me/tokens/{token_id}/revoke")
-def revoke_token(token_id: str, ctx: Context, viewer: Annotated[Viewer, Depends(page_viewer)]) -> Response:
-    _side(ctx).accounts.revoke_token(viewer.resident.id, token_id, now=ctx.clock())
+def revoke_token(
+    token_id: str, request: Request, ctx: Context, viewer: Annotated[Viewer, Depends(page_viewer)]
+) -> Response:
+    # someone else's token answers like a missing one, never like a revocation that happened
+    if not _side(ctx).accounts.revoke_token(viewer.resident.id, token_id, now=ctx.clock()):
+        return render(request, "not_found.html", {"what": f"no token with id {token_id!r}"}, status_code=404)
     return RedirectResponse("/me/tokens", status_code=303)
 
 
