@@ -24,9 +24,10 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
-from hub.domain.alert_rules import Rule, RuleError, Severity, rule_from_dict, rule_to_dict
+from hub.domain.alert_rules import HUB_THING, Rule, RuleError, Severity, rule_from_dict, rule_to_dict
 from hub.domain.alerts import (
     Addressee,
     Alert,
@@ -38,7 +39,7 @@ from hub.domain.alerts import (
     addressees,
     render,
 )
-from hub.domain.model import Action, Resident, Share, Thing
+from hub.domain.model import Action, Resident, Share, Thing, Visibility
 from hub.domain.permissions import may
 from hub.integrations.alert_topics import AlertSnapshot, AlertTopics
 from hub.integrations.apprise_channel import apprise_sender
@@ -56,6 +57,10 @@ PUSHED = ("opened", "reminder_due", "claimed", "cleared")
 #: an unrelated resident: the audience of the alert topics
 _ANY_NEIGHBOR = Resident(id="", pseudonym="any neighbor")
 _SHARE_DETAIL = {Share.FULL: Detail.FULL, Share.DERIVED: Detail.DERIVED, Share.NONE: Detail.NONE}
+#: the pseudo-thing the hub's own alerts are raised on: seen by residents, handled by stewards and admins
+#: (their role grants acknowledge_alert on a neighbors-visible thing); owners and stewards related to it
+#: are told, like for any thing
+HUB = Thing(id=HUB_THING, name="Neighborhood hub", kind="hub", visibility=Visibility.NEIGHBORS)
 
 
 class AlertPermissionDenied(Exception):
@@ -161,6 +166,21 @@ class AlertService:
     def loan_returned(self, thing: str, loan_id: str) -> None:
         with self.lock:
             transitions = self.engine.loan_returned(thing, loan_id, self.clock())
+        self._emit_all(transitions)
+
+    def hub_condition(self, condition: str, active: bool, value: float | None = None) -> None:
+        """A condition of the hub itself (``HubCondition`` rules, e.g. ``spool_full``) began or ended.
+
+        The pseudo-thing ``hub`` is registered the first time a condition begins, so a hub that never
+        had one shows no extra thing. Called from any thread."""
+        now = self.clock()
+        if active and HUB_THING not in self._known:
+            if self.directory.thing(HUB_THING) is None:
+                self.directory.create_thing(replace(HUB, created_at=now), owner=None, actor=None, now=now)
+                self.catalog.invalidate()
+            self.sync_things(now)
+        with self.lock:
+            transitions = self.engine.hub_condition(condition, active, now, value)
         self._emit_all(transitions)
 
     def _emit_all(self, transitions: Sequence[Transition]) -> None:

@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 from hub import __version__
 from hub.alerting import AlertService
 from hub.config import HubConfig, resolve_secrets
-from hub.domain.alert_rules import DEFAULT_RULES, rule_from_dict
+from hub.domain.alert_rules import DEFAULT_RULES, HUB_RULES, rule_from_dict
 from hub.domain.availability import SilenceTimeouts
 from hub.domain.events import Availability, Discovery, Ignored, Reading, Rejected, Scan
 from hub.domain.livestate import LiveState
@@ -58,7 +58,7 @@ from hub.storage.directory import Directory
 from hub.storage.embedded import EmbeddedSink
 from hub.storage.history import history_for
 from hub.storage.influx import InfluxV1Sink, InfluxV2Sink
-from hub.storage.recorder import Recorder
+from hub.storage.recorder import JournalEntry, Recorder, Stamper
 from hub.storage.sink import LineSink, Point, PointSink
 from hub.storage.spool import Spool
 from hub.storage.store import Store
@@ -172,9 +172,16 @@ class Hub:
     """One running hub. ``start()`` returns once every part runs; ``stop()`` drains and closes them."""
 
     def __init__(
-        self, config: HubConfig, *, env: Mapping[str, str] | None = None, web_try_next_ports: int = 0
+        self,
+        config: HubConfig,
+        *,
+        env: Mapping[str, str] | None = None,
+        web_try_next_ports: int = 0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
+        #: the wall clock readings without a device time are stamped by (tests inject one)
+        self.clock = clock
         self.env = dict(os.environ if env is None else env)
         self.telemetry = Telemetry()
         self.live = LiveState()
@@ -205,12 +212,17 @@ class Hub:
             self.spool = Spool(
                 storage / "spool.sqlite",
                 int(config.storage.spool_max_mb * 1024 * 1024),
-                on_drop=lambda n: self.telemetry.drops.labels("spool").inc(n),
+                on_drop=self._spool_dropped,
+                on_relief=self._spool_relieved,
             )
+        self.stamper = Stamper(
+            clock=clock, on_overflow=lambda: self.telemetry.drops.labels("timestamp_journal").inc()
+        )
         self.recorder = Recorder(
             self.sink,
             self.telemetry,
             spool=self.spool,
+            stamper=self.stamper,
             batch_size=config.timeseries.batch_size,
             flush_interval=config.timeseries.flush_interval,
             ack_threshold=max(1, config.mqtt.receive_maximum // 2),
@@ -232,6 +244,7 @@ class Hub:
             escalate_after_s=lend.escalate_after_days * 86400,
         )
         rules = [
+            *HUB_RULES,  # the hub's own alerts (spool full), whatever alerts.defaults says
             *(DEFAULT_RULES if config.alerts.defaults else ()),
             *map(rule_from_dict, config.alerts.rules),
         ]
@@ -268,6 +281,10 @@ class Hub:
         self.live.load(self.store.load_things(), self.store.load_unmapped())
         self._watching_since = time.time()
         self.alerting.prepare()  # retained messages arriving at connect are evaluated too
+        if self.spool is not None:  # a spool alert left open by an earlier run clears once it has drained
+            self.spool.overflowing = self.spool.bytes > self.spool.max_bytes // 2
+            if not self.spool.overflowing:
+                self.alerting.hub_condition("spool_full", False)
         if hasattr(self.sink, "ping") and not self.sink.ping():
             self.recorder.mark_unavailable(
                 f"{self.sink.kind} at {self.config.timeseries.url} does not answer "
@@ -441,6 +458,9 @@ class Hub:
         t = self.telemetry
         t.messages.inc()
         points: list[Point] = []
+        held: list[Point] = []  # stamped while the hub's clock was before 2020 (recorder.Stamper)
+        journal: list[JournalEntry] = []
+        arrival: tuple[int, JournalEntry | None, bool] | None = None
         for event in self.router.route(message.topic, message.payload, message.received):
             if isinstance(event, Reading):
                 back = self.live.apply_reading(event, message.received)
@@ -448,7 +468,17 @@ class Hub:
                     t.unmapped.labels(event.source).inc(len(event.unmapped))
                 if event.values:  # only unmapped fields: the thing was heard, but there is no point
                     at = event.time if event.time is not None else message.received
-                    points.append(Point(event.thing, event.source, event.values, int(at * 1e9)))
+                    if event.time is not None:
+                        points.append(Point(event.thing, event.source, event.values, int(at * 1e9)))
+                    else:  # arrival time, the same again for a redelivered message
+                        if arrival is None:
+                            arrival = self.stamper.arrival(
+                                message.topic, message.payload, at, qos=message.qos, dup=message.dup
+                            )
+                            if arrival[1] is not None:
+                                journal.append(arrival[1])
+                        point = Point(event.thing, event.source, event.values, arrival[0])
+                        (held if arrival[2] else points).append(point)
                     self.alerting.on_reading(event.thing, event.values, message.received)
                     power = event.values.get("power")
                     if power is not None:
@@ -471,8 +501,26 @@ class Hub:
             elif isinstance(event, Ignored):
                 pass
         ack = self._acker(message.token) if message.token is not None else None
-        if points or ack is not None:
-            self.recorder.submit(points, ack)
+        if points or held or ack is not None:
+            self.recorder.submit(points, ack, journal=journal, held=held)
+
+    def _spool_dropped(self, points: int) -> None:
+        """The spool hit storage.spool_max_mb and dropped its oldest points: counted, and a critical
+        alert on the pseudo-thing ``hub`` (cleared when the spool is back under half its bound)."""
+        self.telemetry.drops.labels("spool").inc(points)
+        dropped = self.spool.dropped_points if self.spool is not None else points
+        now = time.monotonic()
+        if now - getattr(self, "_spool_alerted_at", -60.0) < 60.0:
+            return  # opened or re-triggered within the minute: the count is on /metrics meanwhile
+        self._spool_alerted_at = now
+        try:
+            self.alerting.hub_condition("spool_full", True, float(dropped))
+        except Exception:  # the alert must never stop the spool
+            log.exception("raising the spool alert failed")
+
+    def _spool_relieved(self) -> None:
+        self._spool_alerted_at = -60.0
+        self.alerting.hub_condition("spool_full", False)
 
     def _publish(self, topic: str, payload: str, qos: int, retain: bool) -> None:
         if self.mqtt is not None:

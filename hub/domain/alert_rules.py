@@ -228,11 +228,41 @@ class OverdueLoan(RuleBase):
         self._check_base()
 
 
-Rule = Threshold | RateOfChange | BooleanRule | Stale | Offline | LowBattery | OverdueLoan
+#: the pseudo-thing that alerts about the hub itself are raised on (kind ``hub``)
+HUB_THING: Final = "hub"
+#: conditions of the hub itself that a ``HubCondition`` rule can watch
+HUB_CONDITIONS: Final = frozenset({"spool_full"})
+
+
+@dataclass(frozen=True, slots=True)
+class HubCondition(RuleBase):
+    """A condition of the hub itself, raised and cleared by the hub (``AlertEngine.hub_condition``) on
+    the pseudo-thing ``hub``. ``spool_full``: the durable spool reached ``storage.spool_max_mb`` and
+    dropped its oldest readings; it clears once replay has brought the spool under half its bound."""
+
+    kind: ClassVar[str] = "hub_condition"
+    condition: str = "spool_full"
+    severity: Severity = Severity.CRITICAL
+    scope: Scope = Scope(thing=HUB_THING)
+
+    def __post_init__(self) -> None:
+        self._check_base()
+        if self.condition not in HUB_CONDITIONS:
+            raise RuleError(
+                f"rule {self.id}: condition must be one of {', '.join(sorted(HUB_CONDITIONS))}, "
+                f"got {self.condition!r}"
+            )
+
+
+Rule = Threshold | RateOfChange | BooleanRule | Stale | Offline | LowBattery | OverdueLoan | HubCondition
 
 RULE_KINDS: Final[dict[str, type[Rule]]] = {
-    cls.kind: cls for cls in (Threshold, RateOfChange, BooleanRule, Stale, Offline, LowBattery, OverdueLoan)
+    cls.kind: cls
+    for cls in (Threshold, RateOfChange, BooleanRule, Stale, Offline, LowBattery, OverdueLoan, HubCondition)
 }
+
+#: The hub's own alerts: always on, whatever ``alerts.defaults`` says (docs/alerts.md).
+HUB_RULES: Final[tuple[Rule, ...]] = (HubCondition(id="hub-spool-full", condition="spool_full"),)
 
 #: Defaults for community sensors; docs/alerts.md gives each value's source and why it was chosen.
 DEFAULT_RULES: Final[tuple[Rule, ...]] = (
@@ -309,7 +339,7 @@ def rule_from_dict(data: Mapping[str, Any]) -> Rule:
 
 
 def _field_value(label: str, key: str, value: Any) -> Any:
-    if key in ("measurement", "direction"):
+    if key in ("measurement", "direction", "condition"):
         if not isinstance(value, str):
             raise RuleError(f"rule {label}: {key} must be text, got {value!r}")
         return value

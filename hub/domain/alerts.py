@@ -26,7 +26,9 @@ from enum import StrEnum
 from typing import Final, Literal, TypeVar
 
 from hub.domain.alert_rules import (
+    HUB_THING,
     BooleanRule,
+    HubCondition,
     LowBattery,
     Offline,
     OverdueLoan,
@@ -187,7 +189,9 @@ _Levels = tuple[float | None, float | None, float | None, float | None]
 _Key = tuple[str, str]  # (rule id, thing id)
 _Evaluator = Callable[[Rule, _Key, "_State | None", Value, float, "_Levels | None"], Transition | None]
 _Entry = tuple[_Key, Rule, _Evaluator, "_Levels | None"]
-_R = TypeVar("_R", Threshold, RateOfChange, BooleanRule, Stale, Offline, LowBattery, OverdueLoan)
+_R = TypeVar(
+    "_R", Threshold, RateOfChange, BooleanRule, Stale, Offline, LowBattery, OverdueLoan, HubCondition
+)
 
 
 class AlertEngine:
@@ -378,6 +382,26 @@ class AlertEngine:
             if state is not None and state.alert is not None and state.alert.loan == loan_id:
                 out.extend(self._close(key, now, by=None))
                 self._states.pop(key, None)
+        return out
+
+    def hub_condition(
+        self, condition: str, active: bool, now: float, value: float | None = None
+    ) -> list[Transition]:
+        """A condition of the hub itself began (open, or re-trigger, its alert) or ended (clear it)."""
+        if HUB_THING not in self._kinds:
+            return []
+        out: list[Transition] = []
+        for rule in self._rules_of(HUB_THING, HubCondition):
+            if rule.condition != condition:
+                continue
+            key = (rule.id, HUB_THING)
+            state = self._states.setdefault(key, _State())
+            if not active:
+                out.extend(self._close(key, now, by=None, value=value))
+            elif state.alert is None:
+                out.append(self._open(rule, HUB_THING, state, value, now))
+            else:
+                out.append(self._retrigger(key, state, value, now))
         return out
 
     def tick(self, now: float) -> list[Transition]:
@@ -1037,6 +1061,8 @@ def _headline(alert: Alert) -> str:
         return "offline"
     if alert.kind == OverdueLoan.kind:
         return "loan overdue"
+    if alert.kind == HubCondition.kind:
+        return "spool full, oldest readings dropped"
     return f"{alert.kind.replace('_', ' ')} alert"
 
 
@@ -1064,6 +1090,13 @@ def _problem(alert: Alert, detail: Detail) -> str:
         return f"Offline and not back for {_duration(alert.window_s)}"
     if alert.kind == OverdueLoan.kind:
         return "Not returned by its due date"
+    if alert.kind == HubCondition.kind:
+        dropped = f" ({_number(alert.value)} so far)" if full and isinstance(alert.value, int | float) else ""
+        return (
+            "The time-series database has been unreachable long enough to fill the durable spool "
+            f"(storage.spool_max_mb): the oldest readings are being dropped{dropped}. "
+            "Bring the database back or raise the bound"
+        )
     return f"{alert.severity.value.capitalize()} alert"
 
 
@@ -1088,6 +1121,8 @@ def _done(alert: Alert, detail: Detail) -> str:
         return "Back online"
     if alert.kind == OverdueLoan.kind:
         return "Returned"
+    if alert.kind == HubCondition.kind:
+        return "The spool is back under half its bound"
     return "Back to normal"
 
 

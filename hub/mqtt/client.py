@@ -64,6 +64,8 @@ class Inbound:
     retain: bool
     received: float
     token: AckToken | None
+    #: the broker sent it again (MQTT DUP): it may have been received, and stored, before
+    dup: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -405,7 +407,17 @@ class MqttConnection:
                 client.ack(message.mid, message.qos)
             return
         token = AckToken(self._generation, message.mid, message.qos) if message.qos > 0 else None
-        self.deliver(Inbound(topic, message.payload, message.qos, bool(message.retain), time.time(), token))
+        self.deliver(
+            Inbound(
+                topic,
+                message.payload,
+                message.qos,
+                bool(message.retain),
+                time.time(),
+                token,
+                bool(message.dup),
+            )
+        )
         if isinstance(client, _Client):  # deliver may have blocked (backpressure): not the broker's silence
             client.heard = time.monotonic()
 
