@@ -398,9 +398,11 @@ class MqttConnection:
         properties = getattr(message, "properties", None)
         idents = getattr(properties, "SubscriptionIdentifier", None) if properties is not None else None
         if message.retain:
-            duplicate = not self._overlaps.first_retained(topic, message.payload)
+            duplicate = self._overlaps.seen(topic, message.payload, remember=True)
         else:
             duplicate = bool(idents) and not self._overlaps.keep(topic, idents)
+            if not duplicate:
+                self._overlaps.seen(topic, message.payload, remember=True)
         if duplicate:
             self.duplicates += 1
             if message.qos > 0:
@@ -429,12 +431,11 @@ class _Overlaps:
     and ESPHome's ``+/+/+/state`` both match a native state topic; a learned Home Assistant state topic
     may fall under an ecosystem's filter). Each filter is subscribed with a subscription identifier, and
     each copy carries the identifier of the subscription it came through: a live copy is kept only when
-    that is the lowest identifier of all the filters matching its topic. Retained copies sent on
-    subscribing come from one subscription each and are always kept.
+    that is the lowest identifier of all the filters matching its topic.
 
-    Retained copies are sent by each matching filter that is (re)subscribed: the same retained message
-    arrives once per such filter, so a retained copy already delivered on this connection with the same
-    payload is a duplicate too.
+    Retained copies are sent by each matching filter that is (re)subscribed, and again when a learned
+    topic is subscribed after its live message already came through a wildcard: a retained copy whose
+    payload is the last one this connection delivered on its topic is a duplicate too.
 
     Wildcard filters get an identifier each; exact topics learned later share one per batch (an exact
     topic matches only itself). The topic → lowest identifier answer is cached, bounded.
@@ -455,14 +456,13 @@ class _Overlaps:
     def new_connection(self) -> None:
         self._retained = {}
 
-    def first_retained(self, topic: str, payload: bytes) -> bool:
-        """False for a retained copy this connection already delivered (same topic, same payload)."""
+    def seen(self, topic: str, payload: bytes, *, remember: bool) -> bool:
+        """True when this connection's last delivery on ``topic`` had this payload; remembers it."""
         digest = hash(payload)
-        if self._retained.get(topic) == digest:
-            return False
-        if len(self._retained) < self._RETAINED or topic in self._retained:
+        last = self._retained.get(topic)
+        if remember and last != digest and (last is not None or len(self._retained) < self._RETAINED):
             self._retained[topic] = digest
-        return True
+        return last == digest
 
     def add(self, filters: Sequence[str]) -> None:
         batch = 0

@@ -100,3 +100,27 @@ def test_retained_messages_of_a_replayed_filter_arrive_on_every_connection(mosqu
             assert [m.topic for m in got if m.retain] == ["zigbee2mqtt/bridge/devices"]
         finally:
             conn.stop()
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+def test_a_topic_learned_after_its_live_message_does_not_bring_it_again(
+    mosquitto: Mosquitto, protocol: str
+) -> None:
+    """An ESPHome state arrives through ``+/+/+/state``; its Home Assistant config then makes the hub
+    subscribe to the exact topic, and the broker sends the retained value again."""
+    got: list[Inbound] = []
+    conn = _connection(mosquitto, protocol, got)
+    publisher = _publisher(mosquitto)
+    topic = "porch/sensor/temperature/state"
+    try:
+        publisher.publish(topic, b"7.5", qos=1, retain=True).wait_for_publish(5)
+        _wait_for(got, 1)
+        conn.add_subscriptions([(topic, 1, False)])
+        time.sleep(0.5)
+        publisher.publish(topic, b"7.6", qos=1, retain=True).wait_for_publish(5)
+        _wait_for(got, 2)
+        assert [m.payload for m in got] == [b"7.5", b"7.6"]
+    finally:
+        publisher.loop_stop()
+        conn.stop()
