@@ -8,6 +8,7 @@ session token lives in the browser's cookie; the plain access token is shown onc
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import secrets
 from collections.abc import Iterator
@@ -34,6 +35,8 @@ TOUCH_EVERY_S: Final = 60.0
 #: personal access tokens start with this, so secret scanners and people recognise them
 TOKEN_PREFIX: Final = "nhub_"
 MAX_TOKEN_NAME: Final = 80
+#: how long a browser that signed in stays a "known device" of the account (for the login limit)
+DEVICE_TTL_S: Final = 180 * 24 * 3600.0
 
 
 class AccountError(Exception):
@@ -144,6 +147,38 @@ class Accounts:
                     .values(password_hash=self.hasher.hash(password), updated_at=now)
                 )
         return True
+
+    # -- known devices ----------------------------------------------------------------------------
+
+    def device_token(self, resident_id: str, *, now: float) -> str | None:
+        """A token a browser keeps after signing in, proving later that it did (``known_device``).
+
+        Signed with a key derived from the resident's password hash: no key to store, and a new
+        password (or erasure) forgets every device. None when the resident has no password.
+        """
+        key = self._device_key(resident_id)
+        if key is None:
+            return None
+        issued = str(int(now))
+        return f"{issued}.{_device_mac(key, resident_id, issued)}"
+
+    def known_device(self, resident_id: str, token: str | None, *, now: float) -> bool:
+        """Whether ``token`` came from ``device_token`` for this resident within DEVICE_TTL_S."""
+        if not token or "." not in token:
+            return False
+        issued, _, mac = token.partition(".")
+        if not issued.isdigit() or not 0 <= now - int(issued) <= DEVICE_TTL_S:
+            return False
+        key = self._device_key(resident_id)
+        return key is not None and hmac.compare_digest(mac, _device_mac(key, resident_id, issued))
+
+    def _device_key(self, resident_id: str) -> bytes | None:
+        c = tables.credentials
+        with self._tx() as conn:
+            stored = conn.execute(
+                sa.select(c.c.password_hash).where(c.c.resident_id == resident_id)
+            ).scalar_one_or_none()
+        return None if stored is None else hashlib.sha256(b"hub known device\0" + stored.encode()).digest()
 
     # -- sessions ---------------------------------------------------------------------------------
 
@@ -290,6 +325,10 @@ def check_password(password: str) -> None:
         raise AccountError("weak_password", f"choose a password of at least {MIN_PASSWORD} characters")
     if len(password) > MAX_PASSWORD:
         raise AccountError("long_password", f"choose a password of at most {MAX_PASSWORD} characters")
+
+
+def _device_mac(key: bytes, resident_id: str, issued: str) -> str:
+    return hmac.new(key, f"{resident_id}.{issued}".encode(), hashlib.sha256).hexdigest()
 
 
 def _token(row: Any) -> ApiToken:

@@ -7,7 +7,10 @@ CSRF checks on every unsafe request a browser can make, and login rate limiting.
   before sign-in (login, join) use a double-submit cookie instead. Bearer requests carry no ambient
   credential and need no CSRF token.
 - Cookies are HttpOnly, SameSite=Lax, Path=/, and Secure when the request came over https (or, with
-  ``trust_proxy``, a proxy said so in X-Forwarded-Proto).
+  ``trust_proxy``, a proxy said so in X-Forwarded-Proto). A session id travels only in its cookie,
+  never in a URL or a redirect's Location.
+- Failed sign-ins slow down per (account, address), per address and per account across addresses;
+  a browser that signed into the account before (the signed ``hub_device`` cookie) skips the last.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ from hub.web.context import WebContext, get_context, people_side
 SESSION_COOKIE = "hub_session"
 #: the double-submit token of forms shown before sign-in
 FORM_COOKIE = "hub_form"
+#: proof that this browser once signed into an account: it skips the account-wide login limit
+DEVICE_COOKIE = "hub_device"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -209,13 +214,20 @@ def safe_next(next_path: str | None) -> str:
 
 
 class LoginThrottle:
-    """Exponential backoff after failed logins, per (account, address) and per address.
+    """Backoff after failed logins: per (account, address), per address, and per account across every
+    address.
 
-    The first ``free`` failures of a key cost nothing; after that each attempt waits
-    ``2 ** (failures - free + 5)`` seconds from the last failure (32 s, 64 s, …), never more than
-    ``max_wait`` — so the real user is never locked out for good. A success clears the account's key
-    (not the address's: an attacker cannot reset their address by signing into their own account).
-    Keying the account by address means a guesser elsewhere cannot lock the real user out at all.
+    Per (account, address) and per address: the first ``free`` (``free_per_address``) failures cost
+    nothing; after that each attempt waits ``2 ** (failures - free + 5)`` seconds from the last failure
+    (32 s, 64 s, …), never more than ``max_wait``. A success clears the (account, address) key (not the
+    address's: an attacker cannot reset their address by signing into their own account).
+
+    Per account, whatever the address (slow guessing spread over many addresses): after
+    ``free_per_account`` failures each attempt waits ``2 ** (failures - free_per_account)`` seconds
+    (1 s, 2 s, 4 s, …), never more than ``max_account_wait``. A browser that once signed into the account
+    (its signed "known device" cookie, see ``Accounts.device_token``) skips this limit and its failures
+    do not count towards it, so a guesser elsewhere slows down strangers to the account, never its owner
+    at home. Every key is forgotten ``forget_after`` seconds after its last failure: no lock is for good.
     Memory is bounded: at most ``max_keys`` keys, the least recently failed dropped first.
     """
 
@@ -225,42 +237,66 @@ class LoginThrottle:
         *,
         free: int = 5,
         free_per_address: int = 20,
+        free_per_account: int = 10,
         max_wait: float = 900.0,
+        max_account_wait: float = 300.0,
         forget_after: float = 24 * 3600.0,
         max_keys: int = 10_000,
     ) -> None:
         self.clock = clock
         self.free = free
         self.free_per_address = free_per_address
+        self.free_per_account = free_per_account
         self.max_wait = max_wait
+        self.max_account_wait = max_account_wait
         self.forget_after = forget_after
         self.max_keys = max_keys
         self._failures: OrderedDict[tuple[str, ...], tuple[int, float]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def wait(self, account: str, address: str) -> float:
-        """Seconds before this account may be tried from this address again (0: now)."""
-        now = self.clock()
-        with self._lock:
-            return max(
-                self._wait(("account", account.lower(), address), self.free, now),
-                self._wait(("address", address), self.free_per_address, now),
-            )
+    def wait(
+        self, account: str, address: str, *, known_device: bool = False, account_wide: bool = True
+    ) -> float:
+        """Seconds before this account may be tried from this address again (0: now).
 
-    def failed(self, account: str, address: str) -> None:
+        ``known_device``: the browser proved an earlier sign-in to this account, so the account-wide
+        limit does not apply to it. ``account_wide`` False: only the per-address limits (a key that is
+        not an account, such as invite codes).
+        """
         now = self.clock()
         with self._lock:
-            for key in (("account", account.lower(), address), ("address", address)):
+            waits = [
+                self._wait(("account", account.lower(), address), self.free, self.max_wait, 5, now),
+                self._wait(("address", address), self.free_per_address, self.max_wait, 5, now),
+            ]
+            if account_wide and not known_device:
+                waits.append(
+                    self._wait(
+                        ("spread", account.lower()), self.free_per_account, self.max_account_wait, 0, now
+                    )
+                )
+            return max(waits)
+
+    def failed(
+        self, account: str, address: str, *, known_device: bool = False, account_wide: bool = True
+    ) -> None:
+        now = self.clock()
+        keys: list[tuple[str, ...]] = [("account", account.lower(), address), ("address", address)]
+        if account_wide and not known_device:
+            keys.append(("spread", account.lower()))
+        with self._lock:
+            for key in keys:
                 count, _ = self._failures.pop(key, (0, now))
                 self._failures[key] = (count + 1, now)
             while len(self._failures) > self.max_keys:
                 self._failures.popitem(last=False)
 
     def succeeded(self, account: str, address: str) -> None:
+        # the account-wide key stays: a guesser's count must not restart whenever the owner signs in
         with self._lock:
             self._failures.pop(("account", account.lower(), address), None)
 
-    def _wait(self, key: tuple[str, ...], free: int, now: float) -> float:
+    def _wait(self, key: tuple[str, ...], free: int, cap: float, shift: int, now: float) -> float:
         entry = self._failures.get(key)
         if entry is None:
             return 0.0
@@ -270,7 +306,7 @@ class LoginThrottle:
             return 0.0
         if count < free:
             return 0.0
-        delay = min(2.0 ** (count - free + 5), self.max_wait)
+        delay = min(2.0 ** (count - free + shift), cap)
         return max(0.0, last + delay - now)
 
 

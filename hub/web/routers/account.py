@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from hub.web import display
 from hub.web.auth import (
+    DEVICE_COOKIE,
     FORM_COOKIE,
     SESSION_COOKIE,
     LoginThrottle,
@@ -34,6 +35,8 @@ Context = Annotated[WebContext, Depends(get_context)]
 NO_STORE = {**SECURITY_HEADERS, "Cache-Control": "no-store"}
 #: the double-submit cookie outlives a slow typist, not a day
 FORM_COOKIE_AGE = 3600
+#: as long as the store honours a device token (hub.storage.accounts.DEVICE_TTL_S)
+DEVICE_COOKIE_AGE = 180 * 24 * 3600
 
 
 def render(
@@ -95,17 +98,21 @@ def login(
     address = client_address(request)
     key = pseudonym.strip()
     page = {"next": safe_next(next_path), "pseudonym": key}
-    wait = throttle.wait(key, address)
-    if wait > 0:
-        error = f"Too many failed sign-ins. Try again in {retry_after(wait)} s."
-        page["error"] = error
-        return _anonymous_page(request, "login.html", page, status_code=429, **_retry(wait))
     now = ctx.clock()
     resident = side.directory.resident_by_pseudonym(key) if key else None
     if resident is not None and resident.erased:
         resident = None
+    # a browser that signed into this account before is not slowed by guessing from elsewhere
+    known = resident is not None and side.accounts.known_device(
+        resident.id, request.cookies.get(DEVICE_COOKIE), now=now
+    )
+    wait = throttle.wait(key, address, known_device=known)
+    if wait > 0:
+        error = f"Too many failed sign-ins. Try again in {retry_after(wait)} s."
+        page["error"] = error
+        return _anonymous_page(request, "login.html", page, status_code=429, **_retry(wait))
     if not side.accounts.verify(resident.id if resident else None, password, now=now) or resident is None:
-        throttle.failed(key, address)
+        throttle.failed(key, address, known_device=known)
         error = "That pseudonym and password do not match."
         return _anonymous_page(request, "login.html", {**page, "error": error}, status_code=401)
     throttle.succeeded(key, address)
@@ -121,6 +128,9 @@ def _signed_in(request: Request, side: PeopleSide, resident_id: str, to: str, no
     max_age = max(1, int(new.session.expires_at - now))
     set_cookie(request, response, SESSION_COOKIE, new.token, max_age)
     clear_cookie(request, response, FORM_COOKIE)
+    device = side.accounts.device_token(resident_id, now=now)
+    if device is not None:
+        set_cookie(request, response, DEVICE_COOKIE, device, DEVICE_COOKIE_AGE)
     return response
 
 
@@ -156,7 +166,8 @@ def join(
     page = {"code": code, "pseudonym": pseudonym}
     throttle: LoginThrottle = request.app.state.login_throttle
     address = client_address(request)
-    wait = throttle.wait("invite", address)  # invite codes are not to be guessed either
+    # invite codes are not to be guessed either; per address only, or guessers would shut joining down
+    wait = throttle.wait("invite", address, account_wide=False)
     if wait > 0:
         error = f"Too many failed attempts. Try again in {retry_after(wait)} s."
         page["error"] = error
@@ -175,7 +186,7 @@ def join(
             raise
         reason, message = refused
         if reason in ("unknown_invite", "invite_used", "invite_expired"):
-            throttle.failed("invite", address)
+            throttle.failed("invite", address, account_wide=False)
         status = 409 if reason in ("pseudonym_taken", "invite_used") else 400
         page["error"] = _sentence(message)
         return _anonymous_page(request, "join.html", page, status_code=status)
@@ -268,11 +279,12 @@ def change_password(
     now = ctx.clock()
     throttle: LoginThrottle = request.app.state.login_throttle
     key, address = viewer.resident.pseudonym, client_address(request)
-    if (wait := throttle.wait(key, address)) > 0:
+    # the session proves the browser: the account-wide limit is for strangers
+    if (wait := throttle.wait(key, address, known_device=True)) > 0:
         error = f"Too many failed attempts. Try again in {retry_after(wait)} s."
         return render(request, "password.html", {"error": error}, status_code=429, **_retry(wait))
     if not side.accounts.verify(viewer.resident.id, current, now=now):
-        throttle.failed(key, address)
+        throttle.failed(key, address, known_device=True)
         return render(request, "password.html", {"error": "The current password is wrong."}, status_code=400)
     if password != password_again:
         return render(request, "password.html", {"error": "The two new passwords differ."}, status_code=400)
