@@ -24,7 +24,8 @@ from pydantic import (
 )
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.reader import ReaderError
 
 
 class ConfigError(Exception):
@@ -354,6 +355,9 @@ class Secrets(BaseModel):
     timeseries_token: str | None = None
 
 
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
 def _line_of(doc: Any, loc: tuple[int | str, ...]) -> int | None:
     """1-based line of the deepest key of ``loc`` present in the YAML document."""
     line = None
@@ -370,6 +374,12 @@ def _line_of(doc: Any, loc: tuple[int | str, ...]) -> int | None:
     if line is None and isinstance(doc, CommentedMap):
         line = doc.lc.line + 1
     return line
+
+
+def _key_path(loc: tuple[int | str, ...]) -> str:
+    """``mqtt.keepalive``; a key with spaces, dots or control characters quoted (one line per problem)."""
+    parts = [str(p) if isinstance(p, int) or _PLAIN_KEY.fullmatch(p) else repr(p) for p in loc]
+    return ".".join(parts) or "(top level)"
 
 
 def _describe(err: dict[str, Any]) -> str:
@@ -392,12 +402,23 @@ def parse_config(text: str, filename: str = "<config>") -> HubConfig:
         mark = exc.problem_mark or exc.context_mark
         where = f"{filename}, line {mark.line + 1}" if mark else filename
         raise ConfigError(f"{where}: not valid YAML: {exc.problem or exc.context}") from None
+    except ReaderError as exc:  # a control character or a byte that is not text
+        line = text.count("\n", 0, max(exc.position, 0)) + 1
+        bad = f"character {exc.character!r} is not allowed ({exc.reason})"
+        raise ConfigError(f"{filename}, line {line}: not valid YAML: {bad}") from None
+    except YAMLError as exc:
+        raise ConfigError(f"{filename}: not valid YAML: {' '.join(str(exc).split())}") from None
+    except RecursionError:
+        raise ConfigError(f"{filename}: not valid YAML: nested too deeply") from None
     if doc is None:
         doc = CommentedMap()
     if not isinstance(doc, CommentedMap):
         raise ConfigError(
             f"{filename}, line 1: the config must be a mapping of sections (mqtt:, timeseries:, ...)"
         )
+    too_big = _too_big(doc)
+    if too_big:
+        raise ConfigError(f"{filename}: {too_big}")
     try:
         return HubConfig.model_validate(_plain(doc))
     except ValidationError as exc:
@@ -405,10 +426,34 @@ def parse_config(text: str, filename: str = "<config>") -> HubConfig:
         for err in exc.errors():
             loc = tuple(err["loc"])
             line = _line_of(doc, loc)
-            key = ".".join(str(p) for p in loc) or "(top level)"
+            key = _key_path(loc)
             at = f"{filename}, line {line}" if line else filename
             problems.append(f"{at}, key {key}: {_describe(err)}")
         raise ConfigError("\n".join(problems)) from None
+
+
+#: the deepest nesting and the most values a config document may have (aliases counted as expanded)
+MAX_DEPTH = 32
+MAX_NODES = 100_000
+
+
+def _too_big(doc: Any) -> str | None:
+    """Why a document is too deep or too large to be a config, walked without recursion, so neither
+    deep nesting nor aliases of aliases (a "billion laughs") can exhaust the stack or the memory."""
+    stack = [(doc, 0)]
+    nodes = 0
+    while stack:
+        node, depth = stack.pop()
+        nodes += 1
+        if depth > MAX_DEPTH:
+            return f"nested more than {MAX_DEPTH} levels deep; no config key needs that"
+        if nodes > MAX_NODES:
+            return f"more than {MAX_NODES} values (aliases counted as expanded); no config needs that"
+        if isinstance(node, Mapping):
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
+    return None
 
 
 def _plain(node: Any) -> Any:
