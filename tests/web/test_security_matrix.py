@@ -1,24 +1,30 @@
 """The authorization matrix of the whole web app: every role × every route the app serves × the caller's
-own things (private and shared) and someone else's shared thing, with the status written out per cell.
+own things (private and shared) and someone else's shared thing, with the status written out per cell;
+and CSRF on every unsafe route, cookie flags, and session ids kept out of URLs.
 
 - The routes are read from the FastAPI app itself: a route added without a row in ``MATRIX`` fails
   ``test_every_route_of_the_app_has_a_matrix_row``.
 - Someone else's *private* thing is not a column: for it every role must get exactly the answer of a
-  thing that does not exist (same status, same body but for the id), on every route that names a thing,
-  loan, alert, relation or rule — ``test_a_private_thing_of_someone_else_answers_like_a_missing_one``.
+  thing that does not exist (same status, content type, body but for the id), on every route that
+  names a thing, loan, alert, relation or rule
+  (``test_a_private_thing_of_someone_else_answers_like_a_missing_one``).
 - Roles: anonymous (no session), a resident related to nothing, the owner, a steward (relation), the
-  lender, the borrower (a loan out), a watcher, and an admin (role) related to nothing.
+  lender, the borrower (a loan out), a watcher, an admin (role) and a keeper (the steward role), the last
+  two related to nothing.
+- Every unsafe route (POST, PUT, PATCH, DELETE) with a signed-in browser session and no or a wrong CSRF
+  token answers 403 and changes no row of the store; with the right token, the matrix's status. /login
+  and /join check their double-submit form cookie; the airrohr push (no session) is exempt.
 
-Every case starts from a copy of one prepared store (SQLite file copy), so the unsafe requests of one
-case never change what the next one sees; requests go in process through Starlette's TestClient.
+One app serves the whole module (templates compiled once) over a copy of one prepared store; a request
+that was not refused may have changed it, so the next one gets a fresh copy (SQLite backup, with fresh
+in-memory parts). Requests go in process through Starlette's TestClient.
 """
 
 from __future__ import annotations
 
-import shutil
+import sqlite3
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +33,7 @@ import pytest
 from argon2 import PasswordHasher
 from fastapi import FastAPI
 from starlette.testclient import TestClient
-from webkit import NOW, Clock, Health
+from webkit import NOW, Clock, Health, form_field
 
 from hub.alerting import AlertService
 from hub.domain.alert_rules import BooleanRule, Severity
@@ -39,6 +45,7 @@ from hub.domain.model import (
     LoanState,
     Relation,
     RelationKind,
+    Role,
     Share,
     Thing,
     Visibility,
@@ -53,9 +60,12 @@ from hub.storage.sink import Point
 from hub.storage.store import Store
 from hub.telemetry import Telemetry
 from hub.web import WebContext, create_app
+from hub.web.auth import LoginThrottle
+from hub.web.disclosure import ViewLog
 
-ROLES = ("anonymous", "resident", "owner", "steward", "lender", "borrower", "watcher", "admin")
-#: the pseudonym playing each role (admin: the hub's first admin, related to none of these things)
+ROLES = ("anonymous", "resident", "owner", "steward", "lender", "borrower", "watcher", "admin", "keeper")
+#: the pseudonym playing each role (admin: the hub's first admin, related to none of these things;
+#: keeper: a resident with the steward role, related to none of them)
 PLAYERS = {
     "resident": "rita",
     "owner": "olga",
@@ -64,7 +74,10 @@ PLAYERS = {
     "borrower": "bea",
     "watcher": "wes",
     "admin": "ada",
+    "keeper": "kim",
 }
+#: rita's password, for the tests that sign in through the form
+RITA_PASSWORD = "rita's long passphrase"
 #: the caller's own private and shared thing (related to every relation role), and someone else's
 THINGS = {"P": "p-box", "S": "s-box", "XS": "x-shared", "XP": "x-priv"}
 UNMAPPED = "cellar-wifi-name"  # an unmapped field's value: only those who manage the thing see it
@@ -77,165 +90,165 @@ RULE = {"kind": "threshold", "measurement": "humidity", "above": 90, "severity":
 # {U} its stored rule; {K} and {C} someone else's access token and channel (target "-").
 # Targets: "-" the route names no thing; "P"/"S" own private/shared; "XS" someone else's shared thing.
 MATRIX_TEXT = """
-# method route                              target anon resident owner steward lender borrower watcher admin
-GET    /                                            -   200 200 200 200 200 200 200 200
-GET    /openapi.json                                -   200 200 200 200 200 200 200 200
-GET    /healthz                                     -   200 200 200 200 200 200 200 200
-GET    /metrics                                     -   200 200 200 200 200 200 200 200
-GET    /events                                      -   200 200 200 200 200 200 200 200
+# method route                              target anon resid owner stew lender borrow watch admin keeper
+GET    /                                            -   200 200 200 200 200 200 200 200 200
+GET    /openapi.json                                -   200 200 200 200 200 200 200 200 200
+GET    /healthz                                     -   200 200 200 200 200 200 200 200 200
+GET    /metrics                                     -   200 200 200 200 200 200 200 200 200
+GET    /events                                      -   200 200 200 200 200 200 200 200 200
 # the device push has its own credentials (ingest.ecosystems.airrohr.password), never a session's
-POST   /api/v1/push/airrohr                         -   200 200 200 200 200 200 200 200
+POST   /api/v1/push/airrohr                         -   200 200 200 200 200 200 200 200 200
 # sign-in and joining: forms before sign-in; the throttle answers 429 after five wrong tries
-GET    /login                                       -   200 303 303 303 303 303 303 303
-POST   /login                                       -   401 401 401 401 401 429 429 429
-POST   /logout                                      -   303 303 303 303 303 303 303 303
-GET    /join                                        -   200 200 200 200 200 200 200 200
-POST   /join                                        -   400 400 400 400 400 429 429 429
+GET    /login                                       -   200 303 303 303 303 303 303 303 303
+POST   /login                                       -   401 401 401 401 401 429 429 429 429
+POST   /logout                                      -   303 303 303 303 303 303 303 303 303
+GET    /join                                        -   200 200 200 200 200 200 200 200 200
+POST   /join                                        -   400 400 400 400 400 429 429 429 429
 # the resident's own pages; {K} and {C} are someone else's token and channel
-GET    /me                                          -   303 200 200 200 200 200 200 200
-GET    /me/audit                                    -   303 200 200 200 200 200 200 200
-GET    /me/channels                                 -   303 200 200 200 200 200 200 200
-POST   /me/channels                                 -   303 303 303 303 303 303 303 303
-POST   /me/channels/{channel_id}/remove             -   303 404 404 404 404 404 404 404
-GET    /me/password                                 -   303 200 200 200 200 200 200 200
-POST   /me/password                                 -   303 400 400 400 400 400 400 400
-GET    /me/tokens                                   -   303 200 200 200 200 200 200 200
-POST   /me/tokens                                   -   303 201 201 201 201 201 201 201
-POST   /me/tokens/{token_id}/revoke                 -   303 404 404 404 404 404 404 404
+GET    /me                                          -   303 200 200 200 200 200 200 200 200
+GET    /me/audit                                    -   303 200 200 200 200 200 200 200 200
+GET    /me/channels                                 -   303 200 200 200 200 200 200 200 200
+POST   /me/channels                                 -   303 303 303 303 303 303 303 303 303
+POST   /me/channels/{channel_id}/remove             -   303 404 404 404 404 404 404 404 404
+GET    /me/password                                 -   303 200 200 200 200 200 200 200 200
+POST   /me/password                                 -   303 400 400 400 400 400 400 400 400
+GET    /me/tokens                                   -   303 200 200 200 200 200 200 200 200
+POST   /me/tokens                                   -   303 201 201 201 201 201 201 201 201
+POST   /me/tokens/{token_id}/revoke                 -   303 404 404 404 404 404 404 404 404
 # the admin pages: the admin role (a steward relation to one thing opens none of them)
-GET    /admin/residents                             -   303 403 403 403 403 403 403 200
-POST   /admin/residents/role                        -   303 403 403 403 403 403 403 303
-POST   /admin/invites                               -   303 403 403 403 403 403 403 200
-GET    /admin/things                                -   303 403 403 403 403 403 403 200
-GET    /admin/readers                               -   303 403 403 403 403 403 403 200
-GET    /admin/relations                             -   303 403 403 403 403 403 403 200
-GET    /admin/audit                                 -   303 403 403 403 403 403 403 200
-GET    /admin/audit?thing={T}                       P   303 403 403 403 403 403 403 404
-GET    /admin/audit?thing={T}                       S   303 403 403 403 403 403 403 200
-GET    /admin/audit?thing={T}                       XS  303 403 403 403 403 403 403 200
-POST   /admin/relations                             P   303 403 403 403 403 403 403 404
-POST   /admin/relations                             S   303 403 403 403 403 403 403 303
-POST   /admin/relations                             XS  303 403 403 403 403 403 403 303
-POST   /admin/relations/{relation_id}/revoke        P   303 403 403 403 403 403 403 404
-POST   /admin/relations/{relation_id}/revoke        S   303 403 403 403 403 403 403 303
-POST   /admin/relations/{relation_id}/revoke        XS  303 403 403 403 403 403 403 303
-POST   /admin/things/{thing_id}                     P   303 403 403 403 403 403 403 404
-POST   /admin/things/{thing_id}                     S   303 403 403 403 403 403 403 303
-POST   /admin/things/{thing_id}                     XS  303 403 403 403 403 403 403 303
-POST   /admin/things/{thing_id}/retire              P   303 403 403 403 403 403 403 404
-POST   /admin/things/{thing_id}/retire              S   303 403 403 403 403 403 403 303
-POST   /admin/things/{thing_id}/retire              XS  303 403 403 403 403 403 403 303
-POST   /admin/things/{thing_id}/tags                P   303 403 403 403 403 403 403 404
-POST   /admin/things/{thing_id}/tags                S   303 403 403 403 403 403 403 303
-POST   /admin/things/{thing_id}/tags                XS  303 403 403 403 403 403 403 303
+GET    /admin/residents                             -   303 403 403 403 403 403 403 200 403
+POST   /admin/residents/role                        -   303 403 403 403 403 403 403 303 403
+POST   /admin/invites                               -   303 403 403 403 403 403 403 200 403
+GET    /admin/things                                -   303 403 403 403 403 403 403 200 200
+GET    /admin/readers                               -   303 403 403 403 403 403 403 200 200
+GET    /admin/relations                             -   303 403 403 403 403 403 403 200 200
+GET    /admin/audit                                 -   303 403 403 403 403 403 403 200 200
+GET    /admin/audit?thing={T}                       P   303 403 403 403 403 403 403 404 404
+GET    /admin/audit?thing={T}                       S   303 403 403 403 403 403 403 200 403
+GET    /admin/audit?thing={T}                       XS  303 403 403 403 403 403 403 200 403
+POST   /admin/relations                             P   303 403 403 403 403 403 403 404 404
+POST   /admin/relations                             S   303 403 403 403 403 403 403 303 303
+POST   /admin/relations                             XS  303 403 403 403 403 403 403 303 303
+POST   /admin/relations/{relation_id}/revoke        P   303 403 403 403 403 403 403 404 404
+POST   /admin/relations/{relation_id}/revoke        S   303 403 403 403 403 403 403 303 303
+POST   /admin/relations/{relation_id}/revoke        XS  303 403 403 403 403 403 403 303 303
+POST   /admin/things/{thing_id}                     P   303 403 403 403 403 403 403 404 404
+POST   /admin/things/{thing_id}                     S   303 403 403 403 403 403 403 303 303
+POST   /admin/things/{thing_id}                     XS  303 403 403 403 403 403 403 303 303
+POST   /admin/things/{thing_id}/retire              P   303 403 403 403 403 403 403 404 404
+POST   /admin/things/{thing_id}/retire              S   303 403 403 403 403 403 403 303 303
+POST   /admin/things/{thing_id}/retire              XS  303 403 403 403 403 403 403 303 303
+POST   /admin/things/{thing_id}/tags                P   303 403 403 403 403 403 403 404 404
+POST   /admin/things/{thing_id}/tags                S   303 403 403 403 403 403 403 303 303
+POST   /admin/things/{thing_id}/tags                XS  303 403 403 403 403 403 403 303 303
 # residents, relations and audit API
-GET    /api/v1/residents                            -   401 200 200 200 200 200 200 200
-GET    /api/v1/residents/{pseudonym}                -   401 200 200 200 200 200 200 200
-GET    /api/v1/relations                            -   401 200 200 200 200 200 200 200
-GET    /api/v1/relations?thing={T}                  P   401 404 200 200 200 200 200 404
-GET    /api/v1/relations?thing={T}                  S   401 200 200 200 200 200 200 200
-GET    /api/v1/relations?thing={T}                  XS  401 200 200 200 200 200 200 200
-POST   /api/v1/relations                            P   401 404 201 201 403 403 403 404
-POST   /api/v1/relations                            S   401 403 201 201 403 403 403 201
-POST   /api/v1/relations                            XS  401 403 403 403 403 403 403 201
-DELETE /api/v1/relations/{relation_id}              P   401 404 200 200 403 403 200 404
-DELETE /api/v1/relations/{relation_id}              S   401 403 200 200 403 403 200 200
-DELETE /api/v1/relations/{relation_id}              XS  401 403 403 403 403 403 403 200
-GET    /api/v1/audit                                -   401 403 403 403 403 403 403 200
-GET    /api/v1/audit?thing={T}                      P   401 403 403 403 403 403 403 404
-GET    /api/v1/audit?thing={T}                      S   401 403 403 403 403 403 403 200
-GET    /api/v1/audit?thing={T}                      XS  401 403 403 403 403 403 403 200
+GET    /api/v1/residents                            -   401 200 200 200 200 200 200 200 200
+GET    /api/v1/residents/{pseudonym}                -   401 200 200 200 200 200 200 200 200
+GET    /api/v1/relations                            -   401 200 200 200 200 200 200 200 200
+GET    /api/v1/relations?thing={T}                  P   401 404 200 200 200 200 200 404 404
+GET    /api/v1/relations?thing={T}                  S   401 200 200 200 200 200 200 200 200
+GET    /api/v1/relations?thing={T}                  XS  401 200 200 200 200 200 200 200 200
+POST   /api/v1/relations                            P   401 404 201 201 403 403 403 404 404
+POST   /api/v1/relations                            S   401 403 201 201 403 403 403 201 201
+POST   /api/v1/relations                            XS  401 403 403 403 403 403 403 201 201
+DELETE /api/v1/relations/{relation_id}              P   401 404 200 200 403 403 200 404 404
+DELETE /api/v1/relations/{relation_id}              S   401 403 200 200 403 403 200 200 200
+DELETE /api/v1/relations/{relation_id}              XS  401 403 403 403 403 403 403 200 200
+GET    /api/v1/audit                                -   401 403 403 403 403 403 403 200 200
+GET    /api/v1/audit?thing={T}                      P   401 403 403 403 403 403 403 404 404
+GET    /api/v1/audit?thing={T}                      S   401 403 403 403 403 403 403 200 403
+GET    /api/v1/audit?thing={T}                      XS  401 403 403 403 403 403 403 200 403
 # things, readings, rules
-GET    /api/v1/things                               -   200 200 200 200 200 200 200 200
-GET    /api/v1/things/{thing_id}                    P   404 404 200 200 200 200 200 404
-GET    /api/v1/things/{thing_id}                    S   200 200 200 200 200 200 200 200
-GET    /api/v1/things/{thing_id}                    XS  200 200 200 200 200 200 200 200
-GET    /api/v1/things/{thing_id}/readings           P   404 404 200 200 200 200 200 404
-GET    /api/v1/things/{thing_id}/readings           S   200 200 200 200 200 200 200 200
-GET    /api/v1/things/{thing_id}/readings           XS  200 200 200 200 200 200 200 200
-GET    /things/{thing_id}                           P   303 404 200 200 200 200 200 404
-GET    /things/{thing_id}                           S   303 200 200 200 200 200 200 200
-GET    /things/{thing_id}                           XS  303 200 200 200 200 200 200 200
-GET    /api/v1/things/{thing_id}/rules              P   401 404 200 200 403 403 403 404
-GET    /api/v1/things/{thing_id}/rules              S   401 403 200 200 403 403 403 200
-GET    /api/v1/things/{thing_id}/rules              XS  401 403 403 403 403 403 403 200
-POST   /api/v1/things/{thing_id}/rules              P   401 404 201 201 403 403 403 404
-POST   /api/v1/things/{thing_id}/rules              S   401 403 201 201 403 403 403 201
-POST   /api/v1/things/{thing_id}/rules              XS  401 403 403 403 403 403 403 201
-DELETE /api/v1/things/{thing_id}/rules/{rule_id}    P   401 404 204 204 403 403 403 404
-DELETE /api/v1/things/{thing_id}/rules/{rule_id}    S   401 403 204 204 403 403 403 204
-DELETE /api/v1/things/{thing_id}/rules/{rule_id}    XS  401 403 403 403 403 403 403 204
-GET    /things/{thing_id}/rules                     P   303 404 200 200 403 403 403 404
-GET    /things/{thing_id}/rules                     S   303 403 200 200 403 403 403 200
-GET    /things/{thing_id}/rules                     XS  303 403 403 403 403 403 403 200
-POST   /things/{thing_id}/rules                     P   303 404 303 303 403 403 403 404
-POST   /things/{thing_id}/rules                     S   303 403 303 303 403 403 403 303
-POST   /things/{thing_id}/rules                     XS  303 403 403 403 403 403 403 303
-POST   /things/{thing_id}/rules/{rule_id}/delete    P   303 404 303 303 403 403 403 404
-POST   /things/{thing_id}/rules/{rule_id}/delete    S   303 403 303 303 403 403 403 303
-POST   /things/{thing_id}/rules/{rule_id}/delete    XS  303 403 403 403 403 403 403 303
+GET    /api/v1/things                               -   200 200 200 200 200 200 200 200 200
+GET    /api/v1/things/{thing_id}                    P   404 404 200 200 200 200 200 404 404
+GET    /api/v1/things/{thing_id}                    S   200 200 200 200 200 200 200 200 200
+GET    /api/v1/things/{thing_id}                    XS  200 200 200 200 200 200 200 200 200
+GET    /api/v1/things/{thing_id}/readings           P   404 404 200 200 200 200 200 404 404
+GET    /api/v1/things/{thing_id}/readings           S   200 200 200 200 200 200 200 200 200
+GET    /api/v1/things/{thing_id}/readings           XS  200 200 200 200 200 200 200 200 200
+GET    /things/{thing_id}                           P   303 404 200 200 200 200 200 404 404
+GET    /things/{thing_id}                           S   303 200 200 200 200 200 200 200 200
+GET    /things/{thing_id}                           XS  303 200 200 200 200 200 200 200 200
+GET    /api/v1/things/{thing_id}/rules              P   401 404 200 200 403 403 403 404 404
+GET    /api/v1/things/{thing_id}/rules              S   401 403 200 200 403 403 403 200 200
+GET    /api/v1/things/{thing_id}/rules              XS  401 403 403 403 403 403 403 200 200
+POST   /api/v1/things/{thing_id}/rules              P   401 404 201 201 403 403 403 404 404
+POST   /api/v1/things/{thing_id}/rules              S   401 403 201 201 403 403 403 201 201
+POST   /api/v1/things/{thing_id}/rules              XS  401 403 403 403 403 403 403 201 201
+DELETE /api/v1/things/{thing_id}/rules/{rule_id}    P   401 404 204 204 403 403 403 404 404
+DELETE /api/v1/things/{thing_id}/rules/{rule_id}    S   401 403 204 204 403 403 403 204 204
+DELETE /api/v1/things/{thing_id}/rules/{rule_id}    XS  401 403 403 403 403 403 403 204 204
+GET    /things/{thing_id}/rules                     P   303 404 200 200 403 403 403 404 404
+GET    /things/{thing_id}/rules                     S   303 403 200 200 403 403 403 200 200
+GET    /things/{thing_id}/rules                     XS  303 403 403 403 403 403 403 200 200
+POST   /things/{thing_id}/rules                     P   303 404 303 303 403 403 403 404 404
+POST   /things/{thing_id}/rules                     S   303 403 303 303 403 403 403 303 303
+POST   /things/{thing_id}/rules                     XS  303 403 403 403 403 403 403 303 303
+POST   /things/{thing_id}/rules/{rule_id}/delete    P   303 404 303 303 403 403 403 404 404
+POST   /things/{thing_id}/rules/{rule_id}/delete    S   303 403 303 303 403 403 403 303 303
+POST   /things/{thing_id}/rules/{rule_id}/delete    XS  303 403 403 403 403 403 403 303 303
 # loans: every thing is out with its borrower, so borrowing again is a 409 for whoever may try
-GET    /api/v1/loans                                -   401 200 200 200 200 200 200 200
-GET    /api/v1/loans?thing={T}                      P   401 200 200 200 200 200 200 200
-GET    /api/v1/loans?thing={T}                      S   401 200 200 200 200 200 200 200
-GET    /api/v1/loans?thing={T}                      XS  401 200 200 200 200 200 200 200
-POST   /api/v1/loans                                P   401 404 409 409 409 409 409 404
-POST   /api/v1/loans                                S   401 409 409 409 409 409 409 409
-POST   /api/v1/loans                                XS  401 409 409 409 409 409 409 409
-GET    /api/v1/loans/{loan_id}                      P   401 404 200 200 200 200 404 404
-GET    /api/v1/loans/{loan_id}                      S   401 200 200 200 200 200 200 200
-GET    /api/v1/loans/{loan_id}                      XS  401 200 200 200 200 200 200 200
-POST   /api/v1/loans/{loan_id}/approve              P   401 404 409 409 403 403 404 404
-POST   /api/v1/loans/{loan_id}/approve              S   401 403 409 409 403 403 403 409
-POST   /api/v1/loans/{loan_id}/approve              XS  401 403 403 403 403 403 403 409
-POST   /api/v1/loans/{loan_id}/decline              P   401 404 409 409 403 403 404 404
-POST   /api/v1/loans/{loan_id}/decline              S   401 403 409 409 403 403 403 409
-POST   /api/v1/loans/{loan_id}/decline              XS  401 403 403 403 403 403 403 409
-POST   /api/v1/loans/{loan_id}/cancel               P   401 404 409 409 403 409 404 404
-POST   /api/v1/loans/{loan_id}/cancel               S   401 403 409 409 403 409 403 409
-POST   /api/v1/loans/{loan_id}/cancel               XS  401 403 403 403 403 403 403 409
-POST   /loans/{loan_id}/{decision}                  P   303 404 409 409 403 403 404 404
-POST   /loans/{loan_id}/{decision}                  S   303 403 409 409 403 403 403 409
-POST   /loans/{loan_id}/{decision}                  XS  303 403 403 403 403 403 403 409
-POST   /api/v1/things/{thing_id}/checkout           P   401 404 409 409 409 409 409 404
-POST   /api/v1/things/{thing_id}/checkout           S   401 409 409 409 409 409 409 409
-POST   /api/v1/things/{thing_id}/checkout           XS  401 409 409 409 409 409 409 409
-POST   /things/{thing_id}/borrow                    P   303 404 409 409 409 409 409 404
-POST   /things/{thing_id}/borrow                    S   303 409 409 409 409 409 409 409
-POST   /things/{thing_id}/borrow                    XS  303 409 409 409 409 409 409 409
-POST   /things/{thing_id}/reserve                   P   303 404 409 409 409 409 409 404
-POST   /things/{thing_id}/reserve                   S   303 409 409 409 409 409 409 409
-POST   /things/{thing_id}/reserve                   XS  303 409 409 409 409 409 409 409
+GET    /api/v1/loans                                -   401 200 200 200 200 200 200 200 200
+GET    /api/v1/loans?thing={T}                      P   401 200 200 200 200 200 200 200 200
+GET    /api/v1/loans?thing={T}                      S   401 200 200 200 200 200 200 200 200
+GET    /api/v1/loans?thing={T}                      XS  401 200 200 200 200 200 200 200 200
+POST   /api/v1/loans                                P   401 404 409 409 409 409 409 404 404
+POST   /api/v1/loans                                S   401 409 409 409 409 409 409 409 409
+POST   /api/v1/loans                                XS  401 409 409 409 409 409 409 409 409
+GET    /api/v1/loans/{loan_id}                      P   401 404 200 200 200 200 404 404 404
+GET    /api/v1/loans/{loan_id}                      S   401 200 200 200 200 200 200 200 200
+GET    /api/v1/loans/{loan_id}                      XS  401 200 200 200 200 200 200 200 200
+POST   /api/v1/loans/{loan_id}/approve              P   401 404 409 409 403 403 404 404 404
+POST   /api/v1/loans/{loan_id}/approve              S   401 403 409 409 403 403 403 409 409
+POST   /api/v1/loans/{loan_id}/approve              XS  401 403 403 403 403 403 403 409 409
+POST   /api/v1/loans/{loan_id}/decline              P   401 404 409 409 403 403 404 404 404
+POST   /api/v1/loans/{loan_id}/decline              S   401 403 409 409 403 403 403 409 409
+POST   /api/v1/loans/{loan_id}/decline              XS  401 403 403 403 403 403 403 409 409
+POST   /api/v1/loans/{loan_id}/cancel               P   401 404 409 409 403 409 404 404 404
+POST   /api/v1/loans/{loan_id}/cancel               S   401 403 409 409 403 409 403 409 409
+POST   /api/v1/loans/{loan_id}/cancel               XS  401 403 403 403 403 403 403 409 409
+POST   /loans/{loan_id}/{decision}                  P   303 404 409 409 403 403 404 404 404
+POST   /loans/{loan_id}/{decision}                  S   303 403 409 409 403 403 403 409 409
+POST   /loans/{loan_id}/{decision}                  XS  303 403 403 403 403 403 403 409 409
+POST   /api/v1/things/{thing_id}/checkout           P   401 404 409 409 409 409 409 404 404
+POST   /api/v1/things/{thing_id}/checkout           S   401 409 409 409 409 409 409 409 409
+POST   /api/v1/things/{thing_id}/checkout           XS  401 409 409 409 409 409 409 409 409
+POST   /things/{thing_id}/borrow                    P   303 404 409 409 409 409 409 404 404
+POST   /things/{thing_id}/borrow                    S   303 409 409 409 409 409 409 409 409
+POST   /things/{thing_id}/borrow                    XS  303 409 409 409 409 409 409 409 409
+POST   /things/{thing_id}/reserve                   P   303 404 409 409 409 409 409 404 404
+POST   /things/{thing_id}/reserve                   S   303 409 409 409 409 409 409 409 409
+POST   /things/{thing_id}/reserve                   XS  303 409 409 409 409 409 409 409 409
 # returning: the borrower, the lender and the keepers; a resident never returns another's loan
-POST   /api/v1/things/{thing_id}/return             P   401 404 200 200 200 200 403 404
-POST   /api/v1/things/{thing_id}/return             S   401 403 200 200 200 200 403 200
-POST   /api/v1/things/{thing_id}/return             XS  401 403 403 403 403 403 403 200
-POST   /things/{thing_id}/return                    P   303 404 303 303 303 303 403 404
-POST   /things/{thing_id}/return                    S   303 403 303 303 303 303 403 303
-POST   /things/{thing_id}/return                    XS  303 403 403 403 403 403 403 303
-POST   /api/v1/things/{thing_id}/waitlist           P   401 404 403 201 403 201 201 404
-POST   /api/v1/things/{thing_id}/waitlist           S   401 201 403 201 403 201 201 201
-POST   /api/v1/things/{thing_id}/waitlist           XS  401 201 201 201 201 201 201 201
-DELETE /api/v1/things/{thing_id}/waitlist           P   401 404 409 409 409 409 409 404
-DELETE /api/v1/things/{thing_id}/waitlist           S   401 409 409 409 409 409 409 409
-DELETE /api/v1/things/{thing_id}/waitlist           XS  401 409 409 409 409 409 409 409
-POST   /things/{thing_id}/waitlist                  P   303 404 403 303 403 303 303 404
-POST   /things/{thing_id}/waitlist                  S   303 303 403 303 403 303 303 303
-POST   /things/{thing_id}/waitlist                  XS  303 303 303 303 303 303 303 303
-POST   /things/{thing_id}/waitlist/leave            P   303 404 409 409 409 409 409 404
-POST   /things/{thing_id}/waitlist/leave            S   303 409 409 409 409 409 409 409
-POST   /things/{thing_id}/waitlist/leave            XS  303 409 409 409 409 409 409 409
+POST   /api/v1/things/{thing_id}/return             P   401 404 200 200 200 200 403 404 404
+POST   /api/v1/things/{thing_id}/return             S   401 403 200 200 200 200 403 200 200
+POST   /api/v1/things/{thing_id}/return             XS  401 403 403 403 403 403 403 200 200
+POST   /things/{thing_id}/return                    P   303 404 303 303 303 303 403 404 404
+POST   /things/{thing_id}/return                    S   303 403 303 303 303 303 403 303 303
+POST   /things/{thing_id}/return                    XS  303 403 403 403 403 403 403 303 303
+POST   /api/v1/things/{thing_id}/waitlist           P   401 404 403 201 403 201 201 404 404
+POST   /api/v1/things/{thing_id}/waitlist           S   401 201 403 201 403 201 201 201 201
+POST   /api/v1/things/{thing_id}/waitlist           XS  401 201 201 201 201 201 201 201 201
+DELETE /api/v1/things/{thing_id}/waitlist           P   401 404 409 409 409 409 409 404 404
+DELETE /api/v1/things/{thing_id}/waitlist           S   401 409 409 409 409 409 409 409 409
+DELETE /api/v1/things/{thing_id}/waitlist           XS  401 409 409 409 409 409 409 409 409
+POST   /things/{thing_id}/waitlist                  P   303 404 403 303 403 303 303 404 404
+POST   /things/{thing_id}/waitlist                  S   303 303 403 303 403 303 303 303 303
+POST   /things/{thing_id}/waitlist                  XS  303 303 303 303 303 303 303 303 303
+POST   /things/{thing_id}/waitlist/leave            P   303 404 409 409 409 409 409 404 404
+POST   /things/{thing_id}/waitlist/leave            S   303 409 409 409 409 409 409 409 409
+POST   /things/{thing_id}/waitlist/leave            XS  303 409 409 409 409 409 409 409 409
 # alerts: acknowledging needs a relation (or the steward/admin role on a shared thing)
-GET    /api/v1/alerts                               -   200 200 200 200 200 200 200 200
-POST   /api/v1/alerts/{alert_id}/{step}             P   401 404 200 200 404 200 200 404
-POST   /api/v1/alerts/{alert_id}/{step}             S   401 404 200 200 404 200 200 200
-POST   /api/v1/alerts/{alert_id}/{step}             XS  401 404 404 404 404 404 404 200
-GET    /alerts/{alert_id}                           P   303 404 200 200 200 200 200 404
-GET    /alerts/{alert_id}                           S   303 200 200 200 200 200 200 200
-GET    /alerts/{alert_id}                           XS  303 200 200 200 200 200 200 200
-POST   /alerts/{alert_id}/{step}                    P   303 404 303 303 404 303 303 404
-POST   /alerts/{alert_id}/{step}                    S   303 404 303 303 404 303 303 303
-POST   /alerts/{alert_id}/{step}                    XS  303 404 404 404 404 404 404 303
+GET    /api/v1/alerts                               -   200 200 200 200 200 200 200 200 200
+POST   /api/v1/alerts/{alert_id}/{step}             P   401 404 200 200 404 200 200 404 404
+POST   /api/v1/alerts/{alert_id}/{step}             S   401 404 200 200 404 200 200 200 200
+POST   /api/v1/alerts/{alert_id}/{step}             XS  401 404 404 404 404 404 404 200 200
+GET    /alerts/{alert_id}                           P   303 404 200 200 200 200 200 404 404
+GET    /alerts/{alert_id}                           S   303 200 200 200 200 200 200 200 200
+GET    /alerts/{alert_id}                           XS  303 200 200 200 200 200 200 200 200
+POST   /alerts/{alert_id}/{step}                    P   303 404 303 303 404 303 303 404 404
+POST   /alerts/{alert_id}/{step}                    S   303 404 303 303 404 303 303 303 303
+POST   /alerts/{alert_id}/{step}                    XS  303 404 404 404 404 404 404 303 303
 """
 
 
@@ -311,7 +324,9 @@ def _build(directory: Path) -> World:
     ids["ada"] = d.bootstrap_admin("ada", now=clock()).id
     for name in (*PLAYERS.values(), "zed", "yan"):
         if name != "ada":
-            ids[name] = d.add_resident(name, actor=ids["ada"], now=clock()).id
+            role = Role.STEWARD if name == PLAYERS["keeper"] else Role.RESIDENT
+            ids[name] = d.add_resident(name, role=role, actor=ids["ada"], now=clock()).id
+    accounts.set_password(ids["rita"], RITA_PASSWORD, now=clock())
     for name in PLAYERS.values():
         new = accounts.create_session(ids[name], now=NOW - 10)
         world.sessions[name] = (new.token, new.session.csrf_token)
@@ -373,57 +388,93 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     return _build(tmp_path_factory.mktemp("matrix-template"))
 
 
-@dataclass
 class Case:
-    app: FastAPI
-    client: TestClient
-    world: World
-    store: Store
+    """The module's one app and client over a copy of the prepared store. ``reset()`` puts a fresh copy
+    (and fresh in-memory parts: live state, alert engine, login throttle, view log) under the same app,
+    so templates are compiled once and only a request that may have changed something costs a copy."""
 
-
-@contextmanager
-def fresh_case(world: World, directory: Path) -> Iterator[Case]:
-    """A hub over a fresh copy of the prepared store, in ``directory``."""
-    directory.mkdir(parents=True)
-    for suffix in ("", "-wal", "-shm"):
-        source = Path(f"{world.file}{suffix}")
-        if source.exists():
-            shutil.copy(source, directory / f"hub.sqlite{suffix}")
-    store = Store(f"sqlite:///{directory / 'hub.sqlite'}")
-    d, clock, telemetry = Directory(store), Clock(NOW), Telemetry()
-    live = LiveState()
-    for t in THINGS.values():
-        live.apply_reading(
-            Reading(t, "native", {"water_leak": True, "humidity": 55.0}, unmapped={"Wifi.SSId": UNMAPPED}),
-            at=NOW - 5,
+    def __init__(self, world: World, directory: Path) -> None:
+        self.world, self.directory = world, directory
+        self.clock, self.telemetry = Clock(NOW), Telemetry()
+        self.sink = EmbeddedSink(directory / "ts.sqlite")
+        self.sink.write_points(
+            [Point(t, "native", {"humidity": 55.0}, int((NOW - 60) * 1e9)) for t in THINGS.values()]
         )
-    sink = EmbeddedSink(directory / "ts.sqlite")
-    sink.write_points(
-        [Point(t, "native", {"humidity": 55.0}, int((NOW - 60) * 1e9)) for t in THINGS.values()]
-    )
-    service = _alerting(d, store, clock, telemetry)
-    service.prepare()
-    ctx = WebContext(
-        live=live,
-        catalog=Catalog(d, ttl=0.0, clock=clock),
-        telemetry=telemetry,
-        health=Health(),
-        version="9.8.7",
-        clock=clock,
-        directory=d,
-        desk=LendingDesk(d, lambda *_: None, telemetry, clock=clock),
-        accounts=Accounts(store, hasher=FAST_HASH),
-        alerts=service,
-        history=sink,
-        push=lambda topic, payload: True,
-    )
-    app = create_app(ctx, keepalive_interval=0.05, poll_interval=0.05)
-    try:
-        with TestClient(app, base_url="http://hub", follow_redirects=False) as client:
-            yield Case(app, client, world, store)
-    finally:
-        sink.close()
-        store.close()
+        self.store: Store | None = None
+        self.copies = 0
+        self.dirty = True
+        self.app = create_app(self._context(), keepalive_interval=0.05, poll_interval=0.05)
+        self.client = TestClient(self.app, base_url="http://hub", follow_redirects=False)
+
+    def _context(self) -> WebContext:
+        if self.store is not None:
+            self.store.close()
+            Path(self.store.url.database or "").unlink()
+        self.copies += 1
+        file = self.directory / f"hub-{self.copies}.sqlite"
+        source = sqlite3.connect(self.world.file)
+        target = sqlite3.connect(file)
+        with target:
+            source.backup(target)  # a consistent copy, WAL included
+        source.close()
+        target.close()
+        self.store = store = Store(f"sqlite:///{file}")
+        d, clock = Directory(store), self.clock
+        live = LiveState()
+        for t in THINGS.values():
+            live.apply_reading(
+                Reading(
+                    t, "native", {"water_leak": True, "humidity": 55.0}, unmapped={"Wifi.SSId": UNMAPPED}
+                ),
+                at=NOW - 5,
+            )
+        service = _alerting(d, store, clock, self.telemetry)
+        service.prepare()
+        self.dirty = False
+        return WebContext(
+            live=live,
+            catalog=Catalog(d, ttl=3600.0, clock=clock),
+            telemetry=self.telemetry,
+            health=Health(),
+            version="9.8.7",
+            clock=clock,
+            directory=d,
+            desk=LendingDesk(d, lambda *_: None, self.telemetry, clock=clock),
+            accounts=Accounts(store, hasher=FAST_HASH),
+            alerts=service,
+            history=self.sink,
+            push=lambda topic, payload: True,
+        )
+
+    def reset(self) -> None:
+        """A fresh store copy when a request may have changed the last one; always a fresh throttle."""
+        if self.dirty:
+            self.app.state.ctx = self._context()
+        self.app.state.login_throttle = LoginThrottle(self.clock)
+        self.app.state.view_log = ViewLog(self.clock)
+        self.client.cookies.clear()
+
+    def close(self) -> None:
+        self.client.close()
+        self.sink.close()
+        if self.store is not None:
+            self.store.close()
+
+
+@pytest.fixture(scope="module")
+def case(world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Case]:
+    shared = Case(world, tmp_path_factory.mktemp("matrix-case"))
+    with shared.client:  # the app's lifespan runs once
+        yield shared
+    shared.close()
+
+
+@pytest.fixture
+def fresh(case: Case) -> Case:
+    """The shared case, reset: nothing an earlier test did shows."""
+    case.dirty = True
+    case.reset()
+    return case
 
 
 # -- requests ------------------------------------------------------------------------------------------
@@ -518,7 +569,8 @@ def request(
     form = {k: v.replace("{T}", thing) for k, v in FORM_BODIES.get(route, {}).items()}
     if route in ("/login", "/join"):  # forms shown before sign-in: the double-submit cookie
         client.cookies.set("hub_form", "form-token")
-        form["csrf_token"] = "form-token"
+        if csrf is not None:
+            form["csrf_token"] = "form-token" if csrf == "session" else csrf
         headers.pop("X-CSRF-Token", None)
     elif token is not None:
         form["csrf_token"] = token
@@ -537,34 +589,33 @@ def names_a_thing(method: str, route: str) -> bool:
     return any(p in route for p in THING_ROUTES) or f"{method} {route}" in BODY_THING_ROUTES
 
 
-def statuses(world: World, directory: Path, method: str, route: str, target: str) -> list[tuple[int, str]]:
-    """(status, body) for every role in order. A request that was not refused may have changed the
-    store, so the next role gets a fresh copy; refused ones share it."""
+def statuses(case: Case, method: str, route: str, target: str) -> list[Any]:
+    """The response of every role in order. A request that was not refused may have changed the store,
+    so the next role gets a fresh copy; refused ones share it (and the login throttle)."""
     thing = THINGS.get(target, "")
-    found: list[tuple[int, str]] = []
-    stack = ExitStack()
-    case = None
-    with stack:
-        for role in ROLES:
-            if case is None:
-                case = stack.enter_context(fresh_case(world, directory / f"{target}-{role}"))
-            response = request(case, role, method, route, thing)
-            found.append((response.status_code, response.text))
-            if method != "GET" and response.status_code < 400:
-                stack.close()
-                stack = ExitStack()
-                case = None
-    stack.close()
+    case.reset()
+    found = []
+    for role in ROLES:
+        if case.dirty:
+            case.reset()
+        response = request(case, role, method, route, thing)
+        found.append(response)
+        if method != "GET" and response.status_code < 400:
+            case.dirty = True
     return found
 
 
+def session_tokens(world: World) -> list[str]:
+    return [cookie for cookie, _ in world.sessions.values()]
+
+
 @pytest.mark.parametrize(("method", "route"), sorted(MATRIX))
-def test_each_role_gets_the_written_status(world: World, tmp_path: Path, method: str, route: str) -> None:
+def test_each_role_gets_the_written_status(case: Case, method: str, route: str) -> None:
+    world = case.world
     wrong = []
     for target, expected in MATRIX[(method, route)].items():
-        for role, want, (got, body) in zip(
-            ROLES, expected, statuses(world, tmp_path, method, route, target), strict=True
-        ):
+        for role, want, response in zip(ROLES, expected, statuses(case, method, route, target), strict=True):
+            got, body = response.status_code, response.text
             if got != want:
                 wrong.append(f"{role} on {target}: {got}, expected {want}: {body[:200]!r}")
             # nobody unrelated reads the owner's private thing, or anyone its unmapped fields
@@ -572,19 +623,29 @@ def test_each_role_gets_the_written_status(world: World, tmp_path: Path, method:
             if not related:
                 assert THINGS["P"] not in body or (target == "P" and got >= 400), (role, target, body[:300])
             assert THINGS["XP"] not in body, (role, target, body[:300])
-            manages = role in ("owner", "steward") or (role == "admin" and target in ("S", "XS"))
-            if not manages:  # the admin role manages every thing that is not private
+            manages = role in ("owner", "steward") or (role in ("admin", "keeper") and target in ("S", "XS"))
+            if not manages:  # the admin and steward roles manage every thing that is not private
                 assert UNMAPPED not in body, (role, target, body[:300])
+            # a session id travels in its cookie only: never in a URL, a Location or a page
+            location = response.headers.get("location", "")
+            for token in session_tokens(world):
+                assert token not in location and token not in body, (role, target)
+            if got == 303 and role == "anonymous":
+                assert location.startswith("/login?next="), (role, target, location)
     assert not wrong, f"{method} {route}:\n" + "\n".join(wrong)
 
 
-def test_every_route_of_the_app_has_a_matrix_row(world: World, tmp_path: Path) -> None:
-    with fresh_case(world, tmp_path / "routes") as case:
-        served = app_routes(case.app)
+def test_every_route_of_the_app_has_a_matrix_row(case: Case) -> None:
+    served = app_routes(case.app)
     written = {(method, route.split("?")[0]) for method, route in MATRIX}
     assert served - written == set(), "routes without a row in the authorization matrix"
     assert written - served == set(), "matrix rows for routes the app no longer serves"
     assert len(served) > 60  # the enumeration itself works
+
+
+def test_a_resident_who_does_not_exist_answers_404_to_everyone_signed_in(fresh: Case) -> None:
+    for role in ROLES[1:]:
+        assert request(fresh, role, "GET", "/api/v1/residents/nobody", "").status_code == 404, role
 
 
 def _masked(text: str, world: World, thing: str) -> str:
@@ -603,20 +664,116 @@ def _masked(text: str, world: World, thing: str) -> str:
     ("method", "route"), sorted({(m, r) for m, r in MATRIX if names_a_thing(m, r.split("?")[0])})
 )
 def test_a_private_thing_of_someone_else_answers_like_a_missing_one(
-    world: World, tmp_path: Path, method: str, route: str
+    fresh: Case, method: str, route: str
 ) -> None:
     """Every role, on someone else's private thing (its loan, alert, relation, rule): the answer of a
-    thing that does not exist, status and body alike."""
-    differ = []
-    with fresh_case(world, tmp_path / "case") as case:
-        for role in ROLES:
-            hidden = request(case, role, method, route, THINGS["XP"])
-            missing = request(case, role, method, route, MISSING_THING)
-            assert hidden.status_code < 500 and hidden.status_code not in (200, 201, 204), (role, hidden.text)
-            if (hidden.status_code, _masked(hidden.text, world, THINGS["XP"])) != (
-                missing.status_code,
-                _masked(missing.text, world, MISSING_THING),
-            ):
-                differ.append(f"{role}: {hidden.status_code} {hidden.text[:150]!r} / "
-                              f"{missing.status_code} {missing.text[:150]!r}")  # fmt: skip
+    thing that does not exist, status, body and content type alike."""
+    world, differ = fresh.world, []
+    for role in ROLES:
+        hidden = request(fresh, role, method, route, THINGS["XP"])
+        missing = request(fresh, role, method, route, MISSING_THING)
+        assert hidden.status_code < 500 and hidden.status_code not in (200, 201, 204), (role, hidden.text)
+        seen = (
+            hidden.status_code,
+            hidden.headers.get("content-type"),
+            _masked(hidden.text, world, THINGS["XP"]),
+        )
+        if seen != (
+            missing.status_code,
+            missing.headers.get("content-type"),
+            _masked(missing.text, world, MISSING_THING),
+        ):
+            differ.append(f"{role}: {hidden.status_code} {hidden.text[:150]!r} / "
+                          f"{missing.status_code} {missing.text[:150]!r}")  # fmt: skip
     assert not differ, f"{method} {route}: a forbidden id answers unlike a missing one\n" + "\n".join(differ)
+
+
+# -- CSRF on every unsafe route ------------------------------------------------------------------------
+
+UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
+#: no session, its own credentials (ingest.ecosystems.airrohr.password): no CSRF token to ask for
+CSRF_EXEMPT = {("POST", "/api/v1/push/airrohr")}
+
+
+def _through(method: str, route: str) -> tuple[str, str, int]:
+    """(role, target, status) of a signed-in caller the matrix lets through on this route, or, where
+    every signed-in role is refused, one refused past the sign-in, role and CSRF checks (404, 409...)."""
+    rows = MATRIX[(method, route)]
+    candidates = [
+        (role, target, want)
+        for target, expected in rows.items()
+        for role, want in zip(ROLES, expected, strict=True)
+        if role != "anonymous" and want not in (403, 429)
+    ]
+    passed = [c for c in candidates if c[2] < 400]
+    past_sign_in = [c for c in candidates if c[2] != 401]
+    return (passed or past_sign_in or candidates)[0]
+
+
+def snapshot(case: Case) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table of the case's store."""
+    assert case.store is not None
+    conn = sqlite3.connect(case.store.url.database or "")
+    try:
+        names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return {n: sorted(conn.execute(f'SELECT * FROM "{n}"').fetchall(), key=repr) for n in names}
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize(
+    ("method", "route"), sorted(k for k in MATRIX if k[0] in UNSAFE and k not in CSRF_EXEMPT)
+)
+def test_every_unsafe_route_refuses_a_signed_in_browser_without_the_right_csrf_token(
+    fresh: Case, method: str, route: str
+) -> None:
+    role, target, want = _through(method, route)
+    thing = THINGS.get(target, "")
+    before = snapshot(fresh)
+    for token in (None, "not-the-token"):
+        refused = request(fresh, role, method, route, thing, csrf=token)
+        assert refused.status_code == 403, (role, target, token, refused.status_code, refused.text[:200])
+    assert snapshot(fresh) == before, "a request refused for its CSRF token changed the store"
+    done = request(fresh, role, method, route, thing)
+    assert done.status_code == want != 403, (role, target, done.status_code, done.text[:200])
+
+
+def test_every_unsafe_route_the_app_serves_is_checked(case: Case) -> None:
+    served = {(m, r) for m, r in app_routes(case.app) if m in UNSAFE}
+    checked = {(m, r.split("?")[0]) for m, r in MATRIX if m in UNSAFE} - CSRF_EXEMPT
+    assert served - CSRF_EXEMPT == checked
+    assert len(checked) > 30  # the enumeration itself works
+
+
+def test_the_airrohr_push_needs_no_csrf_token_even_next_to_a_session(fresh: Case) -> None:
+    for token in (None, "not-the-token"):
+        answer = request(fresh, "owner", "POST", "/api/v1/push/airrohr", "", csrf=token)
+        assert answer.status_code == 200, answer.text
+
+
+# -- cookie flags -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("scheme", "secure"), [("https", True), ("http", False)])
+def test_cookies_are_secure_on_a_direct_https_request_and_the_session_stays_out_of_urls(
+    fresh: Case, scheme: str, secure: bool
+) -> None:
+    with TestClient(fresh.app, base_url=f"{scheme}://hub", follow_redirects=False) as client:
+        page = client.get("/login?next=/me")
+        token = form_field(page.text, "csrf_token")
+        answer = client.post(
+            "/login",
+            data={"pseudonym": "rita", "password": RITA_PASSWORD, "csrf_token": token, "next": "/me"},
+        )
+        assert answer.status_code == 303, answer.text
+        cookies = {c.split("=", 1)[0]: c for c in answer.headers.get_list("set-cookie")}
+        cookies["hub_form@page"] = page.headers["set-cookie"]
+        assert {"hub_session", "hub_device", "hub_form", "hub_form@page"} <= set(cookies)
+        for name, header in cookies.items():
+            flags = [f.strip().lower() for f in header.split(";")]
+            assert ("secure" in flags) is secure, (name, header)
+            assert "httponly" in flags and "samesite=lax" in flags and "path=/" in flags, (name, header)
+        session = client.cookies.get("hub_session")
+        assert session and session not in answer.headers["location"] and answer.headers["location"] == "/me"
+        me = client.get("/me")
+        assert me.status_code == 200 and session not in me.text
