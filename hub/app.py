@@ -57,6 +57,7 @@ from hub.storage.catalog import Catalog
 from hub.storage.directory import Directory
 from hub.storage.embedded import EmbeddedSink
 from hub.storage.history import history_for
+from hub.storage.housekeeping import Housekeeper, Retention
 from hub.storage.influx import InfluxV1Sink, InfluxV2Sink
 from hub.storage.recorder import JournalEntry, Recorder, Stamper
 from hub.storage.sink import LineSink, Point, PointSink
@@ -229,6 +230,12 @@ class Hub:
             max_pending=max(config.timeseries.batch_size * 4, config.ingest.queue_size),
         )
         self.writer = StoreWriter(self.store, self.live, self.telemetry)
+        kept = config.storage.retention
+        self.housekeeper = Housekeeper(
+            self.store,
+            Retention(kept.scans_days, kept.audit_days, kept.deliveries_days, kept.alert_events_days),
+            telemetry=self.telemetry,
+        )
         self.directory = Directory(self.store)
         self.catalog = Catalog(self.directory)
         self.writer.on_registry_change = self._registry_changed
@@ -300,6 +307,7 @@ class Hub:
         self.mqtt.start()
         self.desk.start()
         self.alerting.start()
+        self.housekeeper.start()
         if self.config.web.enabled:
             airrohr = self.config.ingest.ecosystems.airrohr
             ctx = WebContext(
@@ -376,6 +384,7 @@ class Hub:
             self._worker.join(10)
         self.recorder.stop()
         self.writer.stop()
+        self.housekeeper.stop()
         self.alerting.stop()
         self.desk.stop()
         if self.ha_discovery is not None:

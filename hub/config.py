@@ -91,12 +91,21 @@ class TimeseriesConfig(_Section):
         return self
 
 
+class RetentionConfig(_Section):
+    scans_days: float = Field(90.0, gt=0)
+    audit_days: float = Field(365.0, gt=0)
+    deliveries_days: float = Field(30.0, gt=0)
+    alert_events_days: float = Field(365.0, gt=0)
+
+
 class StorageConfig(_Section):
     #: Directory for the SQLite store, the spool and the embedded time series.
     path: Path = Path("hub-data")
     #: A PostgreSQL URL (``postgresql+psycopg://user@host/db``) when several hub processes share state.
     url: str | None = None
     spool_max_mb: float = Field(512.0, gt=0)
+    #: days the relational store keeps rows that grow with use (hub.storage.housekeeping)
+    retention: RetentionConfig = Field(default_factory=lambda: RetentionConfig())
 
 
 class WebConfig(_Section):
