@@ -44,8 +44,9 @@ from hub.domain.model import (
 from hub.domain.permissions import may
 from hub.domain.privacy import coarse_location, contact_for, location_for
 from hub.domain.trust import TIER_NAMES, explain, tier, trust_record
+from hub.storage import store as tables
 from hub.storage.accounts import AccountError, Accounts
-from hub.storage.directory import Directory, DirectoryError
+from hub.storage.directory import ERASED_MARK, Directory, DirectoryError
 from hub.storage.store import Store, StoreError
 
 DAY_S = 24 * 3600.0
@@ -365,6 +366,7 @@ def cmd_resident_erase(args: argparse.Namespace, s: Session) -> int:
     _confirm_erase(resident.pseudonym, args.yes)
     cards = len(s.directory.cards_of(resident.id))
     erased = s.directory.erase_resident(resident.id, actor=actor.id if actor else None, now=s.now)
+    _erase_alert_notes(s.directory.store, resident)
     ended = [
         r
         for r in s.directory.relations_of_resident(resident.id, include_inactive=True, now=s.now)
@@ -395,6 +397,40 @@ def cmd_resident_erase(args: argparse.Namespace, s: Session) -> int:
     if held:
         print(f"still out on a loan (custody is kept): {', '.join(loan.thing for loan in held)}")
     return 0
+
+
+def _erase_alert_notes(store: Store, resident: Resident) -> None:
+    """Alert history keeps who acted (an id) but not what an erased resident wrote: their notes go, and
+    their pseudonym, real name and contact values are cut out of everyone's notes."""
+    personal = [resident.pseudonym, *([resident.real_name] if resident.real_name else [])]
+    personal += [c.value for c in resident.contacts]
+    events = tables.alert_events
+    with store._begin() as conn:
+        rows = conn.execute(
+            sa.select(events.c.id, events.c.actor, events.c.detail).where(events.c.detail.is_not(None))
+        )
+        for row in list(rows):
+            try:
+                detail = json.loads(row.detail)
+            except ValueError:
+                continue
+            if not isinstance(detail, dict):
+                continue
+            changed = {}
+            for key, value in detail.items():
+                if not isinstance(value, str):
+                    continue
+                if key == "note" and row.actor == resident.id:
+                    new = ERASED_MARK if value else value
+                else:
+                    new = value
+                    for text in personal:
+                        new = re.sub(re.escape(text), ERASED_MARK, new, flags=re.IGNORECASE)
+                if new != value:
+                    changed[key] = new
+            if changed:
+                text = json.dumps({**detail, **changed}, ensure_ascii=False, sort_keys=True)
+                conn.execute(sa.update(events).where(events.c.id == row.id).values(detail=text))
 
 
 def _forget_erased_bytes(store: Store) -> bool:
