@@ -27,6 +27,8 @@ def setup_logging(level: str = "info") -> None:
     )
     for noisy in ("amqtt", "transitions", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # apprise's debug lines carry notification URLs and request headers, tokens included
+    logging.getLogger("apprise").setLevel(max(logging.INFO, logging.getLogger().level))
 
 
 def _iso(ts: float) -> str:
