@@ -228,7 +228,7 @@ class AlertStore:
         actor: str | None = None,
         detail: Mapping[str, Any] | None = None,
     ) -> int:
-        """Append one line to an alert's history (never updated, never deleted); its id."""
+        """Append one line to an alert's history (never updated; housekeeping deletes it); its id."""
         with self._tx() as conn:
             return self._append(conn, alert_id, time, action, actor, detail)
 

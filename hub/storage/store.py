@@ -254,7 +254,8 @@ maintenance = sa.Table(
     sa.Column("notified_for", sa.Double),  # the last_done_at whose coming due was already announced
 )
 
-# append-only: rows are never updated or deleted, except ``detail`` anonymised when a resident is erased
+# append-only: rows are never updated, except ``detail`` anonymised when a resident is erased; rows older
+# than storage.retention.audit_days (365) are deleted by the housekeeping (hub/storage/housekeeping.py)
 audit = sa.Table(
     "audit",
     metadata,
