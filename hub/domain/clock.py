@@ -24,6 +24,8 @@ def parse_timestamp(raw: object) -> float | None:
     if isinstance(raw, bool):
         return None
     if isinstance(raw, int | float):
+        if isinstance(raw, int) and abs(raw) > 2**63:  # no clock counts that far (and float() overflows)
+            return None
         value = float(raw)
         if value != value or value in (float("inf"), float("-inf")):
             return None

@@ -101,7 +101,10 @@ def parse_number(raw: object) -> float | None:
     if isinstance(raw, bool):
         raise UnitError("bad_value", f"expected a number, got {raw!r}")
     if isinstance(raw, int | float):
-        number = float(raw)
+        try:
+            number = float(raw)
+        except OverflowError:  # an integer of hundreds of digits
+            raise UnitError("bad_value", f"{raw!r:.40} is too large a number") from None
         if math.isnan(number):
             return None
         if math.isinf(number):

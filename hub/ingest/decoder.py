@@ -79,6 +79,8 @@ def decode_json(payload: bytes) -> Any:
         return json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         raise PayloadError("not_json", f"payload is not JSON: {exc.msg} at char {exc.pos}") from None
+    except RecursionError:  # "[[[[...": the parser's stack, not the hub, gives out
+        raise PayloadError("not_json", "payload is JSON nested deeper than the parser follows") from None
 
 
 def decode_json_object(payload: bytes) -> dict[str, Any]:
@@ -94,7 +96,10 @@ def finite_number(name: str, value: Any) -> float:
         raise PayloadError(
             "bad_value", f"{name}: expected a number, got {type(value).__name__} {value!r:.40}"
         )
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer of hundreds of digits
+        raise PayloadError("bad_value", f"{name}: {value!r:.40} is too large a number") from None
     if not math.isfinite(number):
         raise PayloadError("bad_value", f"{name}: {value!r} is not a finite number")
     return number

@@ -329,9 +329,13 @@ def _best_gateway(rx_metadata: Any) -> tuple[float | None, float | None]:
         if isinstance(rssi, bool) or not isinstance(rssi, int | float):
             continue
         snr = gateway.get("snr")
-        snr_value = float(snr) if isinstance(snr, int | float) and not isinstance(snr, bool) else None
-        if best is None or rssi > best[0]:
-            best = (float(rssi), snr_value)
+        try:
+            snr_value = float(snr) if isinstance(snr, int | float) and not isinstance(snr, bool) else None
+            rssi_value = float(rssi)
+        except OverflowError:  # an integer of hundreds of digits is no radio measurement
+            continue
+        if best is None or rssi_value > best[0]:
+            best = (rssi_value, snr_value)
     return best if best is not None else (None, None)
 
 

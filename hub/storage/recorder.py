@@ -268,6 +268,8 @@ class Recorder:
                 self._cond.wait(0.5)
             if not self._points and not self._acks and not self._held:
                 self._first_at = time.monotonic()
+                # the flusher idles in 0.5 s waits while empty: tell it a batch is due flush_interval from now
+                self._cond.notify_all()
             self._points.extend(points)
             self._journal.extend(journal)
             self._held.extend(held)
