@@ -16,10 +16,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from services import InfluxDB1, Mosquitto, PostgresDatabase, Service, VictoriaMetrics, stop_all
+
+# Property tests check behaviour, never speed: on a busy 2-core CI machine a slow example is not a failure.
+settings.register_profile("hub", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("hub")
 
 S = TypeVar("S", bound=Service)
 

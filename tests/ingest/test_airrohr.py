@@ -242,14 +242,22 @@ _value_types = st.sampled_from(
 _values = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=12))
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(sensor=_sensor, payload=st.binary(max_size=300))
 def test_any_bytes_for_any_sensor_never_raise(router: Router, sensor: str, payload: bytes) -> None:
     events = router.route(f"http/airrohr/{sensor}", payload, NOW)
     assert events and all(isinstance(e, KNOWN) for e in events)
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(entries=st.lists(st.fixed_dictionaries({"value_type": _value_types, "value": _values}), max_size=12))
 def test_any_sensordatavalues_decode_without_a_decoder_error(
     router: Router, entries: list[dict[str, Any]]

@@ -520,7 +520,7 @@ _payloads = st.one_of(
 )
 
 
-@settings(max_examples=250, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=250, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(messages=st.lists(st.tuples(_topics, _payloads), min_size=1, max_size=8))
 def test_arbitrary_messages_under_the_root_never_break_the_router(
     router: Router, messages: list[tuple[str, bytes]]

@@ -527,7 +527,7 @@ def _assert_sane(events: list[Event]) -> None:
             assert all(isinstance(v, bool | float) for v in event.values.values())
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(topic=_topics, payload=st.binary(max_size=200))
 def test_arbitrary_bytes_on_shelly_topics_never_break_the_router(
     router: Router, topic: str, payload: bytes
@@ -535,7 +535,7 @@ def test_arbitrary_bytes_on_shelly_topics_never_break_the_router(
     _assert_sane(router.route(topic, payload, NOW))
 
 
-@settings(max_examples=120, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=120, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(prefix=_level, payloads=st.lists(_rpc_payloads, min_size=1, max_size=3))
 def test_arbitrary_rpc_notifications_decode_to_known_events(
     router: Router, prefix: str, payloads: list[bytes]

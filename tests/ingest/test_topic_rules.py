@@ -271,7 +271,7 @@ KNOWN = (Reading, Availability, Discovery, Scan, Rejected, Ignored)
 _level = st.text(st.characters(exclude_characters="/#+", exclude_categories=("Cs",)), max_size=10)
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(
     topic=st.sampled_from(
         ["kitchen/temperature", "telldus/{}/temperature/state", "sensors/{}/{}/json", "attic/{}/{}"]

@@ -362,14 +362,14 @@ _json = st.recursive(
 )
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(topic=_topics, payload=st.binary(max_size=300))
 def test_any_bytes_on_any_ttn_topic_never_raise(router: Router, topic: str, payload: bytes) -> None:
     events = router.route(topic, payload, NOW)
     assert events and all(isinstance(e, KNOWN) for e in events)
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(decoded=_json, rx=st.lists(st.dictionaries(st.sampled_from(["rssi", "channel_rssi", "snr"]), _json)))
 def test_any_formatter_output_decodes_without_a_decoder_error(router: Router, decoded: Any, rx: Any) -> None:
     payload = json.dumps({"uplink_message": {"decoded_payload": decoded, "rx_metadata": rx}})
