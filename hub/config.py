@@ -198,6 +198,15 @@ class Ecosystems(_Section):
     airrohr: AirrohrIngest = AirrohrIngest()
 
 
+def _canonical_measurement(name: str) -> str:
+    from hub.domain.vocabulary import MEASUREMENTS  # pure; imported here to keep config light
+
+    if name not in MEASUREMENTS:
+        names = ", ".join(sorted(MEASUREMENTS))
+        raise ValueError(f"{name!r} is not a canonical measurement: use one of {names}")
+    return name
+
+
 class RuleField(_Section):
     """Where one canonical value sits in a payload matched by a topic rule."""
 
@@ -212,12 +221,7 @@ class RuleField(_Section):
     @field_validator("name")
     @classmethod
     def _canonical(cls, name: str) -> str:
-        from hub.domain.vocabulary import MEASUREMENTS
-
-        if name not in MEASUREMENTS:
-            names = ", ".join(sorted(MEASUREMENTS))
-            raise ValueError(f"{name!r} is not a canonical measurement: use one of {names}")
-        return name
+        return _canonical_measurement(name)
 
 
 _RULE_CAPTURE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -282,12 +286,7 @@ class FieldMapping(_Section):
     @field_validator("to")
     @classmethod
     def _canonical(cls, name: str) -> str:
-        from hub.domain.vocabulary import MEASUREMENTS
-
-        if name not in MEASUREMENTS:
-            names = ", ".join(sorted(MEASUREMENTS))
-            raise ValueError(f"{name!r} is not a canonical measurement: use one of {names}")
-        return name
+        return _canonical_measurement(name)
 
 
 class AvailabilityTimeouts(_Section):
