@@ -17,9 +17,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -29,6 +26,7 @@ from typing import Any
 
 import paho.mqtt.client as paho
 from faultproxy import FaultProxy, Mode
+from hubprocess import HubProcess
 from paho.mqtt.enums import CallbackAPIVersion
 from services import LOOPBACK, InfluxDB1, Mosquitto, Service
 
@@ -230,48 +228,3 @@ def write_config(tmp_path: Path, config: dict[str, Any], name: str = "hub.yaml")
     path = tmp_path / name
     path.write_text(json.dumps(config, indent=2))  # JSON is YAML
     return path
-
-
-class HubProcess:
-    """`hub run --config FILE` as a subprocess, as systemd would run it; ``output()`` reads its log live."""
-
-    def __init__(self, config: Path) -> None:
-        self.config = config
-        self.proc: subprocess.Popen[str] | None = None
-        self.stderr = ""
-        self.log = config.with_name(f"{config.stem}-{uuid.uuid4().hex[:6]}.log")
-        self._offset = 0
-
-    def start(self) -> HubProcess:
-        self._offset = self.log.stat().st_size if self.log.exists() else 0
-        with self.log.open("a") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "hub.cli", "run", "--config", str(self.config)],
-                stderr=log,
-                stdout=subprocess.DEVNULL,
-                text=True,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
-        return self
-
-    def output(self) -> str:
-        with self.log.open(encoding="utf-8", errors="replace") as log:
-            log.seek(self._offset)
-            return log.read()
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 15) -> int:
-        assert self.proc is not None
-        self.proc.send_signal(sig)
-        try:
-            code = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise
-        finally:
-            self.stderr += self.output()
-        return code

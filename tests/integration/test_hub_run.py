@@ -6,10 +6,7 @@ Each test publishes real MQTT messages and reads what was stored back from the s
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -18,6 +15,7 @@ from pathlib import Path
 
 import paho.mqtt.client as paho
 import pytest
+from hubprocess import HubProcess
 from paho.mqtt.enums import CallbackAPIVersion
 from services import InfluxDB1, Mosquitto, VictoriaMetrics
 
@@ -91,51 +89,6 @@ web:
     path = tmp_path / "hub.yaml"
     path.write_text(text)
     return path
-
-
-class HubProcess:
-    """`hub run --config FILE` as a subprocess, as systemd would run it.
-
-    Its stderr goes to a file beside the config, so a test can read the log while the hub runs
-    (``output()``); ``stderr`` holds what each run wrote once it has stopped.
-    """
-
-    def __init__(self, config: Path) -> None:
-        self.config = config
-        self.proc: subprocess.Popen[str] | None = None
-        self.stderr = ""
-        self.log = config.with_name(f"{config.stem}-{uuid.uuid4().hex[:6]}.log")
-        self._offset = 0
-
-    def start(self) -> None:
-        self._offset = self.log.stat().st_size if self.log.exists() else 0
-        with self.log.open("a") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "hub.cli", "run", "--config", str(self.config)],
-                stderr=log,
-                stdout=subprocess.DEVNULL,
-                text=True,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
-
-    def output(self) -> str:
-        """What the current run has logged so far."""
-        with self.log.open(encoding="utf-8", errors="replace") as log:
-            log.seek(self._offset)
-            return log.read()
-
-    def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 15) -> int:
-        assert self.proc is not None
-        self.proc.send_signal(sig)
-        try:
-            code = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise
-        finally:
-            self.stderr += self.output()
-        return code
 
 
 @pytest.fixture
