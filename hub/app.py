@@ -501,7 +501,17 @@ class Hub:
             elif isinstance(event, Discovery):
                 self._discovered(event, message.received)
             elif isinstance(event, Scan):
-                record = self.live.record_scan(event, message.received)
+                at = message.received
+                if event.time is None:  # the journaled arrival time: a redelivered scan is the same scan
+                    if arrival is None:
+                        arrival = self.stamper.arrival(
+                            message.topic, message.payload, at, qos=message.qos, dup=message.dup
+                        )
+                        if arrival[1] is not None:
+                            journal.append(arrival[1])
+                    if not arrival[2]:
+                        at = arrival[0] / 1e9
+                record = self.live.record_scan(event, at)
                 self.writer.add_scan(record)
                 self.desk.submit_scan(record)
                 t.scans.inc()

@@ -31,13 +31,14 @@ from hub.domain.readers import (
     CardAccepted,
     CheckOutRequested,
     Denied,
+    Ignored,
     Outcome,
     ReaderMode,
     ReaderSession,
     ReturnRequested,
 )
 from hub.domain.trust import TrustRecord, explain, tier, trust_record
-from hub.storage.directory import Directory
+from hub.storage.directory import Directory, DirectoryError
 from hub.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
@@ -140,7 +141,10 @@ class LendingDesk:
     def handle_scan(self, scan: ScanRecord) -> Outcome:
         """Apply one scan at a reader: card then tool → check-out; a tool that is out → return."""
         now = self.clock()
+        handled = (scan.reader, scan.tag, scan.time)
         with self._lock:
+            if self.directory.scan_handled(*handled):
+                return self._redelivered(scan)
             session = self._sessions.get(scan.reader)
             if session is None:
                 mode = self.readers.get(scan.reader, self.default_mode)
@@ -149,20 +153,42 @@ class LendingDesk:
             if isinstance(outcome, CheckOutRequested):
                 try:
                     self.check_out(
-                        outcome.thing, outcome.resident, reader=scan.reader, actor=outcome.resident
+                        outcome.thing,
+                        outcome.resident,
+                        reader=scan.reader,
+                        actor=outcome.resident,
+                        scan=handled,
                     )
                 except (lending.LendingError, PermissionDenied) as exc:
                     outcome = Denied(exc.reason, str(exc))
+                except DirectoryError as exc:
+                    if exc.reason != "scan_handled":
+                        raise
+                    return self._redelivered(scan)
             elif isinstance(outcome, ReturnRequested):
                 try:
-                    self.check_in(outcome.thing, reader=scan.reader, actor=None)
+                    self.check_in(outcome.thing, reader=scan.reader, actor=None, scan=handled)
                 except lending.LendingError as exc:
                     outcome = Denied(exc.reason, str(exc))
+                except DirectoryError as exc:
+                    if exc.reason != "scan_handled":
+                        raise
+                    return self._redelivered(scan)
         self.outcomes = [*self.outcomes[-49:], (scan.reader, outcome)]
         if isinstance(outcome, Denied):
             log.info("scan denied reader=%s reason=%s", scan.reader, outcome.reason)
         elif not isinstance(outcome, CardAccepted):
             log.info("scan reader=%s outcome=%s", scan.reader, type(outcome).__name__)
+        return outcome
+
+    def _redelivered(self, scan: ScanRecord) -> Outcome:
+        """A scan the broker delivered again (the hub died before acknowledging it) that changed its
+        loan already: nothing happens twice, and the card tapped before it is spent."""
+        self._sessions.pop(scan.reader, None)
+        self.telemetry.scans_redelivered.inc()
+        log.info("scan handled already, delivered again reader=%s", scan.reader)
+        outcome = Ignored(scan.tag)
+        self.outcomes = [*self.outcomes[-49:], (scan.reader, outcome)]
         return outcome
 
     # TagLookup, for the reader sessions
@@ -278,9 +304,16 @@ class LendingDesk:
         return loan
 
     def check_out(
-        self, thing_id: str, borrower: str, *, reader: str | None = None, actor: str | None
+        self,
+        thing_id: str,
+        borrower: str,
+        *,
+        reader: str | None = None,
+        actor: str | None,
+        scan: tuple[str, str, float] | None = None,
     ) -> Loan:
-        """Hand a thing over: the borrower's reservation when one is due now, else a walk-up loan."""
+        """Hand a thing over: the borrower's reservation when one is due now, else a walk-up loan.
+        ``scan`` (reader, tag, time): the scan that asked, marked handled with the loan."""
         now = self.clock()
         with self._lock:
             thing = self._thing(thing_id)
@@ -293,12 +326,19 @@ class LendingDesk:
                     _new_id(), thing_id, lends, borrower, now, loans, tier(self.trust(borrower)), reader
                 )
             self._require(borrower, Action.BORROW, thing)  # the lending rules gave their reason first
-            self.directory.save_loan(loan, actor=actor, now=now, action="loan.out")
+            self.directory.save_loan(loan, actor=actor, now=now, action="loan.out", scan=scan)
         self.publish_custody(thing_id)
         self.reschedule()
         return loan
 
-    def check_in(self, thing_id: str, *, reader: str | None = None, actor: str | None) -> Loan:
+    def check_in(
+        self,
+        thing_id: str,
+        *,
+        reader: str | None = None,
+        actor: str | None,
+        scan: tuple[str, str, float] | None = None,
+    ) -> Loan:
         """Take a thing back (a tool tapped at a reader, or the web's return button)."""
         now = self.clock()
         with self._lock:
@@ -309,7 +349,7 @@ class LendingDesk:
             if loan is None:
                 raise lending.LendingError("not_out", f"{thing_id} is not out")
             loan = lending.check_in(loan, now, reader)
-            self.directory.save_loan(loan, actor=actor, now=now, action="loan.return")
+            self.directory.save_loan(loan, actor=actor, now=now, action="loan.return", scan=scan)
         if self.on_returned is not None:
             self.on_returned(thing_id, loan.id)
         self._tell_waitlist(thing_id)

@@ -31,6 +31,11 @@ class Telemetry:
             "hub_sink_errors", "Failed writes to the time-series sink", ["kind"], registry=r
         )
         self.scans = Counter("hub_scans", "Tag scans received", registry=r)
+        self.scans_redelivered = Counter(
+            "hub_scans_redelivered",
+            "Scans delivered again after a crash that had changed their loan already (not handled twice)",
+            registry=r,
+        )
         self.unmapped = Counter(
             "hub_unmapped_fields",
             "Payload fields that map to no canonical measurement, by source (ingest.field_map maps them)",

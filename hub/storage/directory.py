@@ -570,16 +570,39 @@ class Directory:
 
     # -- loans -----------------------------------------------------------------------------------
 
-    def save_loan(self, loan: Loan, *, actor: str | None, now: float, action: str) -> Loan:
+    def save_loan(
+        self,
+        loan: Loan,
+        *,
+        actor: str | None,
+        now: float,
+        action: str,
+        scan: tuple[str, str, float] | None = None,
+    ) -> Loan:
         """Insert or update a loan; ``action`` names the step in the audit log ("loan.out", ...).
 
         While the loan is out (or overdue) its borrower holds a borrows relation tied to it; when it
         leaves those states that relation ends, in the same transaction. A thing can be out on one
-        loan at a time.
+        loan at a time. ``scan`` (reader, tag, time): the scan that made this step, marked handled in
+        the same transaction; a scan marked already is refused (``scan_handled``), so a scan delivered
+        twice changes the loan once.
         """
         loan = replace(loan, id=loan.id or new_id())
         lo = tables.loans
         with self._tx() as conn:
+            if scan is not None:
+                reader, tag, at = scan
+                try:
+                    with conn.begin_nested():
+                        conn.execute(
+                            sa.insert(tables.handled_scans).values(
+                                reader=reader, tag=tag, time=at, loan_id=loan.id, handled_at=now
+                            )
+                        )
+                except exc.IntegrityError as e:
+                    raise DirectoryError(
+                        "scan_handled", f"the scan of {tag} at {reader} was handled already"
+                    ) from e
             self._require_thing(conn, loan.thing)
             self._require_resident(conn, loan.borrower)
             self._require_resident(conn, loan.lender)
@@ -604,6 +627,13 @@ class Directory:
                 detail["damage"] = loan.damage
             self._audit(conn, now, actor, action, thing=loan.thing, subject=loan.borrower, detail=detail)
         return loan
+
+    def scan_handled(self, reader: str, tag: str, at: float) -> bool:
+        """Whether this scan already changed a loan (see ``save_loan``)."""
+        h = tables.handled_scans
+        with self._read() as conn:
+            query = sa.select(h.c.loan_id).where(h.c.reader == reader, h.c.tag == tag, h.c.time == at)
+            return conn.execute(query).first() is not None
 
     def loan(self, loan_id: str) -> Loan | None:
         with self._read() as conn:

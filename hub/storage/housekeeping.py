@@ -4,7 +4,8 @@ the history of cleared alerts, and expired browser sessions.
 Limits come from ``storage.retention`` (days; defaults: scans 90, audit 365, deliveries 30, alert
 events 365). What goes, once it is older than its limit:
 
-- ``scans``: by the time the store received them;
+- ``scans``: by the time the store received them, and the marks of handled scans by when they were
+  handled (the same limit);
 - ``audit``: entries by their time (erasure has already cut personal data out of them);
 - ``deliveries``: sent or failed ones by their creation time; a pending delivery stays until it is done;
 - ``alert_events``: the history of cleared alerts by its time, and a cleared alert itself (with its
@@ -88,12 +89,13 @@ class Housekeeper:
         """Delete everything past its limit at ``now`` (default: the clock); rows deleted per table."""
         now = self.clock() if now is None else now
         r = self.retention
-        s, a, d = tables.scans, tables.audit, tables.deliveries
+        s, hs, a, d = tables.scans, tables.handled_scans, tables.audit, tables.deliveries
         al, ev, ws = tables.alerts, tables.alert_events, tables.web_sessions
         cleared_before = now - r.alert_events_days * DAY
         old_cleared = sa.select(al.c.id).where(al.c.state == "cleared", al.c.cleared_at < cleared_before)
         done = {
             "scans": self._delete(s, s.c.id, s.c.received < now - r.scans_days * DAY),
+            "handled_scans": self._delete(hs, hs.c.handled_at, hs.c.handled_at < now - r.scans_days * DAY),
             "audit": self._delete(a, a.c.id, a.c.time < now - r.audit_days * DAY),
             "deliveries": self._delete(
                 d, d.c.id, sa.and_(d.c.state != "pending", d.c.created_at < now - r.deliveries_days * DAY)

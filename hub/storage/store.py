@@ -118,6 +118,20 @@ scans = sa.Table(
     sa.Column("received", Time, nullable=False),
     sa.Index("scans_reader_time", "reader", "time"),
     sa.Index("scans_tag_time", "tag", "time"),
+    # a scan's time is the device's or its journaled arrival time, so a redelivered scan is the same row
+    sa.UniqueConstraint("reader", "tag", "time", name="scans_once"),
+)
+
+# the scans that changed a loan, marked in the transaction that changed it: a scan delivered again
+# (the hub was killed before the broker had its acknowledgement) is not handled twice
+handled_scans = sa.Table(
+    "handled_scans",
+    metadata,
+    sa.Column("reader", sa.Text, primary_key=True),
+    sa.Column("tag", sa.Text, primary_key=True),
+    sa.Column("time", Time, primary_key=True),
+    sa.Column("loan_id", sa.Text, nullable=False),
+    sa.Column("handled_at", Time, nullable=False),
 )
 
 # -- people, relations, loans and the audit log (hub.storage.directory) ----------------------------
@@ -522,8 +536,8 @@ class Store:
                 )
             if latest_rows:
                 conn.execute(self._upsert_latest(), latest_rows)
-            if scan_rows:
-                conn.execute(scans.insert(), scan_rows)
+            if scan_rows:  # a redelivered scan is the same (reader, tag, time): stored once
+                conn.execute(self._insert(scans).on_conflict_do_nothing(), scan_rows)
 
     def _announce(self, conn: Connection, states: Sequence[ThingState]) -> None:
         """Write announcements and withdrawals, in batches (a retained inventory brings thousands)."""

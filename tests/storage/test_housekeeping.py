@@ -47,9 +47,12 @@ def _fill(store: Store, old: int) -> None:
     with store._begin() as conn:
         conn.execute(sa.insert(tables.residents).values(
             id="r1", pseudonym="dee", pseudonym_key="dee", role="resident", joined_at=ago))  # fmt: skip
+        times = [ago + i for i in range(old)] + [recent]  # a scan is one row per (reader, tag, time)
         rows = [{"reader": "door", "source": "native", "tag": "AA", "time": t, "received": t}
-                for t in [ago] * old + [recent]]  # fmt: skip
+                for t in times]  # fmt: skip
         conn.execute(sa.insert(tables.scans), rows)
+        rows = [{"reader": "door", "tag": "AA", "time": t, "loan_id": "l1", "handled_at": t} for t in times]
+        conn.execute(sa.insert(tables.handled_scans), rows)
         rows = [
             {"time": t, "actor": "r1", "action": "thing.view", "detail": "{}"} for t in [ago] * old + [recent]
         ]
@@ -90,10 +93,13 @@ def test_rows_past_their_limit_go_in_batches_and_the_rest_stays(store: Store) ->
     done = keeper.run()
     print("deleted", done)
     assert done == {
-        "scans": 25, "audit": 25, "deliveries": 27, "alert_events": 2 * 25 + 1, "web_sessions": 25,
+        "scans": 25, "handled_scans": 25, "audit": 25,
+        "deliveries": 27, "alert_events": 2 * 25 + 1, "web_sessions": 25,
         "alerts": 1,
     }  # fmt: skip
-    assert _count(store, tables.scans) == _count(store, tables.audit) == 1
+    assert (
+        _count(store, tables.scans) == _count(store, tables.audit) == _count(store, tables.handled_scans) == 1
+    )
     ev = tables.alert_events
     assert _count(store, ev, ev.c.alert_id == "open") == 26  # an open alert keeps its history
     assert _count(store, ev, ev.c.alert_id == "cleared") == 1
