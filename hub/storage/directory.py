@@ -590,15 +590,14 @@ class Directory:
         loan = replace(loan, id=loan.id or new_id())
         lo = tables.loans
         with self._tx() as conn:
-            if scan is not None:
+            if scan is not None:  # first, so a refusal leaves nothing to undo but this transaction
                 reader, tag, at = scan
                 try:
-                    with conn.begin_nested():
-                        conn.execute(
-                            sa.insert(tables.handled_scans).values(
-                                reader=reader, tag=tag, time=at, loan_id=loan.id, handled_at=now
-                            )
+                    conn.execute(
+                        sa.insert(tables.handled_scans).values(
+                            reader=reader, tag=tag, time=at, loan_id=loan.id, handled_at=now
                         )
+                    )
                 except exc.IntegrityError as e:
                     raise DirectoryError(
                         "scan_handled", f"the scan of {tag} at {reader} was handled already"

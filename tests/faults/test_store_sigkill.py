@@ -317,17 +317,27 @@ def run_kills(
     loans = Counter(state for (state,) in conn.execute("SELECT state FROM loans"))
     scans = conn.execute("SELECT count(*) FROM scans").fetchone()[0]
     distinct = distinct_scans(data)
+    steps = conn.execute("SELECT count(*) FROM audit WHERE action IN ('loan.out', 'loan.return')").fetchone()[
+        0
+    ]
+    handled = conn.execute("SELECT count(*) FROM handled_scans").fetchone()[0]
+    redelivered = runs.log.read_text(errors="replace").count("scan handled already") + hub.output().count(
+        "scan handled already"
+    )
     conn.close()
     custody = retained_custody(mosquitto)
     print(
         f"\nstore under SIGKILL: {kills} kills in {took:.0f} s "
         f"(each run {min(lived):.2f}-{max(lived):.2f} s, {connected} had connected), "
         f"sent {dict(load.sent)}; stored {scans} scans ({distinct} distinct), loans {dict(loans)}; "
-        f"integrity {checks}"
+        f"{redelivered} handled scans delivered again and ignored; integrity {checks}"
     )
     assert checks and all(ok == "ok" and not fk for ok, fk in checks.values()), checks
     assert "hub.sqlite" in checks and "timeseries.sqlite" in checks
     assert distinct == load.sent["scans"], "a scan acknowledged by the broker was lost"
+    assert scans == distinct, "a scan delivered again was stored twice"
+    # every loan step here came from a scan at a reader: one mark per step means no scan acted twice
+    assert handled == steps, f"{steps} loan steps from {handled} handled scans"
     assert loans["returned"] + loans["out"] > kills // 5, f"too few loans to prove anything: {dict(loans)}"
     assert not problems, "\n".join(problems)
     with sqlite3.connect(data / "hub.sqlite") as conn:
