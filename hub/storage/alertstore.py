@@ -175,7 +175,13 @@ def mask_target(kind: str, target: str) -> str:
 
         plugin = apprise.Apprise.instantiate(target)
         if plugin is not None:
-            return str(plugin.url(privacy=True))  # type: ignore[no-untyped-call]
+            shown = str(plugin.url(privacy=True))  # type: ignore[no-untyped-call]
+            # a bare user part is often a token (ntfy://TOKEN@host/topic), which apprise shows as is
+            parts = urlsplit(shown)
+            if parts.username and parts.password is None:
+                host = parts.netloc.rpartition("@")[2]
+                return parts._replace(netloc=f"{MASK}@{host}").geturl()
+            return shown
         scheme = target.split("://", 1)[0] if "://" in target else "?"
         return f"{scheme}://{MASK}"
     parts = urlsplit(target)

@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from hub.storage.alertstore import (
+    MASK,
     AlertRecord,
     AlertStore,
     AlertStoreError,
@@ -167,6 +168,12 @@ def test_endpoint_gives_the_full_target_and_secret_only_on_reveal(
     assert endpoint is not None and endpoint.secret is not None
     assert endpoint.secret.reveal() == HA_TOKEN and endpoint.target.reveal() == "http://ha.local:8123"
     assert HA_TOKEN not in repr(endpoint) and HA_TOKEN not in f"{endpoint.secret}"
+
+
+def test_a_token_as_the_bare_user_part_is_masked() -> None:
+    masked = mask_target("apprise", "ntfys://tk_wrentoken0123456789@ntfy.wren.example/wren-alerts")
+    assert "tk_wrentoken" not in masked
+    assert masked.startswith(f"ntfys://{MASK}@ntfy.wren.example/wren-alerts")
 
 
 def test_a_telegram_bot_token_in_the_path_is_masked_too() -> None:
