@@ -72,11 +72,15 @@ def decode_text(payload: bytes) -> str:
         raise PayloadError("not_utf8", f"payload is not UTF-8 (byte {exc.start})") from None
 
 
+#: one decoder for every message (``json.loads`` with an option builds a new one per call)
+_JSON = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def decode_json(payload: bytes) -> Any:
     """Parse strict JSON: NaN and Infinity are refused, as the JSON standard says."""
     text = decode_text(payload)
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return _JSON.decode(text)
     except json.JSONDecodeError as exc:
         raise PayloadError("not_json", f"payload is not JSON: {exc.msg} at char {exc.pos}") from None
     except RecursionError:  # "[[[[...": the parser's stack, not the hub, gives out
