@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the peers that bench/e2e.py --peers measures the hub against, outside the repository:
 #
-#   Node-RED 5 with node-red-contrib-influxdb    into $BENCH_CACHE/node-red (npm)
-#   Home Assistant 2025.4.4's InfluxDB client    into the Home Assistant virtualenv that scripts/test
+#   Node-RED 4.1 with node-red-contrib-influxdb   into $BENCH_CACHE/node-red (npm; Node-RED 5 needs
+#                                                 Node.js 22, Debian 12 has 18 and this machine 20)
+#   Home Assistant 2025.4.4's InfluxDB client     into the Home Assistant virtualenv that scripts/test
 #                                                 builds ($HUB_TEST_HASS, or $BENCH_CACHE/ha-2025.4.4)
 #
 # Home Assistant itself comes from scripts/test (Python 3.13 through pyenv or python3.13 on PATH); it runs
@@ -16,7 +17,7 @@ elif [[ $(id -u) -eq 0 ]]; then
 else
     cache=${XDG_CACHE_HOME:-$HOME/.cache}/neighborhood-hub
 fi
-node_red_pins="node-red@5.0.7 node-red-contrib-influxdb@0.7.0"
+node_red_pins="node-red@4.1.8 node-red-contrib-influxdb@0.7.0"
 # the requirement in homeassistant/components/influxdb/manifest.json of 2025.4.4
 ha_influx_pins="influxdb==5.3.1 influxdb-client==1.24.0"
 
