@@ -414,6 +414,30 @@ deliveries = sa.Table(
     sa.Index("deliveries_alert", "alert_id"),
 )
 
+# -- residents' Home Assistant as a source of readings (0006, hub.storage.halinks) -----------------------
+
+# one link per resident; the token is never shown or logged, and unlinking deletes the row
+ha_links = sa.Table(
+    "ha_links",
+    metadata,
+    sa.Column("resident_id", sa.Text, sa.ForeignKey("residents.id"), primary_key=True),
+    sa.Column("url", sa.Text, nullable=False),  # the instance's base URL
+    sa.Column("token", sa.Text, nullable=False),  # a long-lived access token
+    sa.Column("created_at", Time, nullable=False),
+)
+
+# the entities a resident shares, each recorded as a thing they own
+ha_shares = sa.Table(
+    "ha_shares",
+    metadata,
+    sa.Column("resident_id", sa.Text, sa.ForeignKey("ha_links.resident_id"), primary_key=True),
+    sa.Column("entity_id", sa.Text, primary_key=True),
+    sa.Column("thing_id", sa.Text, sa.ForeignKey("things.id"), nullable=False, unique=True),
+    sa.Column("measurement", sa.Text, nullable=False),  # the canonical name chosen when shared
+    sa.Column("invert", sa.Boolean, nullable=False, server_default=sa.false()),  # on = open doors
+    sa.Column("created_at", Time, nullable=False),
+)
+
 
 class StoreError(Exception):
     """The store cannot be opened or reached; the message says what to do."""
