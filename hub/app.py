@@ -38,6 +38,7 @@ from hub.domain.readers import ReaderMode
 from hub.ingest.airrohr import AirrohrDecoder
 from hub.ingest.decoder import Decoder
 from hub.ingest.esphome import EsphomeDecoder
+from hub.ingest.ha_link import HaLinkDecoder
 from hub.ingest.homeassistant import HomeAssistantDecoder
 from hub.ingest.homie import HomieDecoder
 from hub.ingest.native import NativeDecoder
@@ -47,6 +48,7 @@ from hub.ingest.shelly import ShellyDecoder
 from hub.ingest.tasmota import TasmotaDecoder
 from hub.ingest.ttn import TtnDecoder
 from hub.ingest.zigbee2mqtt import Zigbee2MqttDecoder
+from hub.integrations.ha_source import HaLinkDesk, HaSource, SourceSettings
 from hub.loans import LendingDesk
 from hub.mqtt.client import AckToken, BrokerAddress, Inbound, MqttConnection
 from hub.mqtt.discovery import HomeAssistantDiscovery
@@ -56,6 +58,7 @@ from hub.storage.alertstore import AlertStore
 from hub.storage.catalog import Catalog
 from hub.storage.directory import Directory
 from hub.storage.embedded import EmbeddedSink
+from hub.storage.halinks import HaLinks
 from hub.storage.history import history_for
 from hub.storage.housekeeping import Housekeeper, Retention
 from hub.storage.influx import InfluxV1Sink, InfluxV2Sink
@@ -112,6 +115,8 @@ def build_decoders(config: HubConfig) -> list[Decoder]:
     """
     eco = config.ingest.ecosystems
     decoders: list[Decoder] = [NativeDecoder(config.mqtt.base_topic)]
+    if config.integrations.homeassistant_source.enabled:  # its $-topics come only through Hub.push
+        decoders.append(HaLinkDecoder())
     if config.ingest.rules:
         decoders.append(TopicRulesDecoder(config.ingest.rules))
     if eco.tasmota.enabled:
@@ -281,6 +286,7 @@ class Hub:
         )
         t.gauge("hub_things", "Things known", lambda: len(self.live))
         self.ha_discovery = self._homeassistant_discovery()
+        self.ha_source = self._homeassistant_source()
 
     # -- life -----------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -308,6 +314,8 @@ class Hub:
         self.desk.start()
         self.alerting.start()
         self.housekeeper.start()
+        if self.ha_source is not None:
+            self.ha_source.start()
         if self.config.web.enabled:
             airrohr = self.config.ingest.ecosystems.airrohr
             ctx = WebContext(
@@ -326,6 +334,7 @@ class Hub:
                 push_max_bytes=self.config.ingest.max_payload_bytes,
                 airrohr_enabled=airrohr.enabled,
                 airrohr_password=airrohr.password.get_secret_value() if airrohr.password else None,
+                homeassistant_source=self.ha_source,
             )
             trust_proxy = self.config.web.trust_proxy
             self._web = WebServer(
@@ -378,6 +387,8 @@ class Hub:
         Messages arriving during the stop are left unacknowledged: the broker delivers them again to the
         next run, and nothing processed is delivered twice.
         """
+        if self.ha_source is not None:
+            self.ha_source.stop()
         self._running = False
         if self._worker is not None:
             self.queue.put(_STOP)
@@ -693,6 +704,16 @@ class Hub:
             support_url=dashboard,
             qos=self.config.mqtt.qos,
         )
+
+    def _homeassistant_source(self) -> HaSource | None:
+        """Entities residents share from their own Home Assistant (hub/integrations/ha_source.py); their
+        states enter through ``push``, like an HTTP push, and follow the same path as MQTT readings."""
+        cfg = self.config.integrations.homeassistant_source
+        if not cfg.enabled:
+            return None
+        settings = SourceSettings(**cfg.model_dump(exclude={"enabled"}))
+        desk = HaLinkDesk(HaLinks(self.store), self.directory, settings)
+        return HaSource(desk, self.push, self.telemetry, on_registry_change=self.catalog.invalidate)
 
     def _follow_homeassistant(self, mqtt: MqttConnection) -> None:
         """Before the connection starts: Home Assistant's status and the hub's own config are followed

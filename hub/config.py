@@ -312,6 +312,27 @@ class HomeAssistantPublish(_Section):
     discovery_prefix: str = Field("homeassistant", pattern=_TOPIC_PREFIX)
 
 
+class HomeAssistantSource(_Section):
+    """Residents share entities of their own Home Assistant as things (hub/integrations/ha_source.py)."""
+
+    enabled: bool = True
+    #: websocket: state changes as they happen; poll: every poll_interval_s; auto: the websocket, and
+    #: polling for an instance whose proxy does not pass websockets
+    mode: Literal["auto", "websocket", "poll"] = "auto"
+    poll_interval_s: float = Field(30.0, ge=1, le=3600)
+    #: an unreachable instance is tried again after retry_initial_s, doubling up to retry_max_s
+    retry_initial_s: float = Field(1.0, gt=0, le=60)
+    retry_max_s: float = Field(300.0, ge=1, le=3600)
+    max_entities: int = Field(20, ge=1, le=1000)  # shared entities per resident
+    timeout_s: float = Field(10.0, gt=0, le=120)
+    #: an idle websocket is pinged this often; no answer for twice as long drops the connection
+    keepalive_s: float = Field(30.0, ge=1, le=600)
+
+
+class IntegrationsConfig(_Section):
+    homeassistant_source: HomeAssistantSource = HomeAssistantSource()
+
+
 class LendingConfig(_Section):
     #: reader id → lend (card then tool checks out; a tool that is out, tapped, is returned),
     #: return_only or checkout_only. Readers not listed use default_mode.
@@ -348,6 +369,7 @@ class HubConfig(_Section):
     web: WebConfig = WebConfig()
     ingest: IngestConfig = IngestConfig()
     homeassistant_discovery: HomeAssistantPublish = HomeAssistantPublish()
+    integrations: IntegrationsConfig = IntegrationsConfig()
     lending: LendingConfig = LendingConfig()
     alerts: AlertsConfig = AlertsConfig()
     log: LogConfig = LogConfig()

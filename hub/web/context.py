@@ -339,6 +339,24 @@ class HistoryReader(Protocol):
     ) -> list[tuple[int, float | bool]]: ...
 
 
+class HomeAssistantSource(Protocol):
+    """Residents' own Home Assistant as a source (hub.integrations.ha_source.HaSource): the link's status
+    (never the token), the entities to choose from, sharing and unsharing. Operations raise an exception
+    with ``reason`` and ``message`` for what they refuse (see ``refusal``)."""
+
+    def status(self, resident: str) -> Any: ...
+
+    def link(self, resident: str, url: str, token: str) -> Any: ...
+
+    def unlink(self, resident: str) -> bool: ...
+
+    def entities(self, resident: str) -> Sequence[Any]: ...
+
+    def share(self, resident: str, entity_id: str, **choice: Any) -> Any: ...
+
+    def unshare(self, resident: str, entity_id: str) -> Any: ...
+
+
 @dataclass(frozen=True, kw_only=True)
 class WebContext:
     """Everything the dashboard and API read; built by the app, never by the web layer itself."""
@@ -372,6 +390,8 @@ class WebContext:
     #: password the firmware must send (``ingest.ecosystems.airrohr.password``; None: none asked)
     airrohr_enabled: bool = True
     airrohr_password: str | None = None
+    #: residents' own Home Assistant as a source of readings; None: off, and its pages are not served
+    homeassistant_source: HomeAssistantSource | None = None
 
 
 def kiosk_view(ctx: WebContext) -> GradedView:
