@@ -23,6 +23,7 @@ from hub.web.routers import (
     channels,
     dashboard,
     events,
+    ha_link,
     health,
     history,
     loans,
@@ -91,6 +92,8 @@ def create_app(
     )
     for module in (*routers, health, metrics):
         app.include_router(module.router)
+    if ctx.homeassistant_source is not None:  # residents' own Home Assistant: only where the hub follows them
+        app.include_router(ha_link.router)
     app.add_exception_handler(SignInRequired, _sign_in)
     app.add_exception_handler(Refused, _refused)
     return app
