@@ -17,6 +17,7 @@ from typing import IO, Any
 from hub import __version__
 from hub.config import ConfigError, HubConfig, load_config
 from hub.domain.events import Availability, Discovery, Event, Ignored, Reading, Rejected, Scan
+from hub.ha_cli import add_ha_commands
 from hub.mqttsetup import add_mqtt_setup_command
 from hub.people_cli import CommandError, add_people_commands
 
@@ -197,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_mqtt_setup_command(sub)
     add_people_commands(sub)
+    add_ha_commands(sub)
     return parser
 
 
