@@ -53,6 +53,7 @@ from hub.loans import LendingDesk
 from hub.mqtt.client import AckToken, BrokerAddress, Inbound, MqttConnection
 from hub.mqtt.discovery import HomeAssistantDiscovery
 from hub.mqtt.embedded import EmbeddedBroker
+from hub.scaleout import IngestRole, StateRole
 from hub.storage.accounts import Accounts
 from hub.storage.alertstore import AlertStore
 from hub.storage.catalog import Catalog
@@ -184,8 +185,12 @@ class Hub:
         env: Mapping[str, str] | None = None,
         web_try_next_ports: int = 0,
         clock: Callable[[], float] = time.time,
+        role: str = "all",
+        worker: str | None = None,
     ) -> None:
         self.config = config
+        #: ``all`` (the single hub), ``ingest`` or ``state`` (hub/scaleout.py; config from config_for_role)
+        self.role = role
         #: the wall clock readings without a device time are stamped by (tests inject one)
         self.clock = clock
         self.env = dict(os.environ if env is None else env)
@@ -287,13 +292,21 @@ class Hub:
         t.gauge("hub_things", "Things known", lambda: len(self.live))
         self.ha_discovery = self._homeassistant_discovery()
         self.ha_source = self._homeassistant_source()
+        self.scale: IngestRole | StateRole | None = None
+        if role == "ingest":
+            self.scale = IngestRole(self, worker or "1")
+        elif role == "state":
+            self.scale = StateRole(self)
 
     # -- life -----------------------------------------------------------------------------------------
     def start(self) -> None:
         self.store.migrate()
-        self.live.load(self.store.load_things(), self.store.load_unmapped())
+        stateful = self.role != "ingest"  # an ingest worker keeps no per-thing state (hub/scaleout.py)
+        if stateful:
+            self.live.load(self.store.load_things(), self.store.load_unmapped())
         self._watching_since = time.time()
-        self.alerting.prepare()  # retained messages arriving at connect are evaluated too
+        if stateful:
+            self.alerting.prepare()  # retained messages arriving at connect are evaluated too
         if self.spool is not None:  # a spool alert left open by an earlier run clears once it has drained
             self.spool.overflowing = self.spool.bytes > self.spool.max_bytes // 2
             if not self.spool.overflowing:
@@ -308,12 +321,15 @@ class Hub:
         self._running = True
         self._worker = threading.Thread(target=self._ingest_loop, name="ingest", daemon=True)
         self._worker.start()
+        if self.scale is not None:
+            self.scale.start()
         self.mqtt = self._connect_mqtt()
         self._follow_homeassistant(self.mqtt)
         self.mqtt.start()
-        self.desk.start()
-        self.alerting.start()
-        self.housekeeper.start()
+        if stateful:
+            self.desk.start()
+            self.alerting.start()
+            self.housekeeper.start()
         if self.ha_source is not None:
             self.ha_source.start()
         if self.config.web.enabled:
@@ -366,6 +382,8 @@ class Hub:
                 str(cfg.tls_ca_file) if cfg.tls_ca_file else None,
             )
         subs = [(sub.topic, cfg.qos, sub.replay) for sub in self.router.subscriptions()]
+        if self.scale is not None:
+            subs = self.scale.subscriptions(subs)
         # amqtt speaks MQTT 3.1.1 only (and does not answer an MQTT 5 CONNECT).
         protocol = "3.1.1" if self.broker is not None else cfg.protocol
         return MqttConnection(
@@ -373,12 +391,13 @@ class Hub:
             client_id=cfg.client_id,
             subscriptions=subs,
             deliver=self._deliver,
-            status_topic=f"{cfg.base_topic}/hub/status",
+            status_topic=self.scale.status_topic if self.scale else f"{cfg.base_topic}/hub/status",
             protocol=protocol,
             keepalive=cfg.keepalive,
             session_expiry=cfg.session_expiry,
             receive_maximum=cfg.receive_maximum,
             on_state=lambda up: self.telemetry.mqtt_connected.set(1 if up else 0),
+            share_group=self.scale.share_group if self.scale else None,
         )
 
     def stop(self) -> None:
@@ -393,7 +412,11 @@ class Hub:
         if self._worker is not None:
             self.queue.put(_STOP)
             self._worker.join(10)
+        if self.scale is not None:
+            self.scale.drain()
         self.recorder.stop()
+        if self.scale is not None:
+            self.scale.stop()  # forwards what the recorder acknowledged last, while still connected
         self.writer.stop()
         self.housekeeper.stop()
         self.alerting.stop()

@@ -141,11 +141,12 @@ def _stop_on_signals() -> threading.Event:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from hub.app import Hub, settle_memory
+    from hub.scaleout import config_for_role
 
-    config = load_config(args.config)
+    config = config_for_role(load_config(args.config), args.role, args.worker, str(args.config))
     setup_logging(args.log_level or config.log.level)
     stop = _stop_on_signals()
-    hub = Hub(config)
+    hub = Hub(config, role=args.role, worker=args.worker)
     try:
         hub.start()
         settle_memory()
@@ -184,6 +185,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", required=True, metavar="FILE", help="the YAML config (see config/hub.example.yaml)"
     )
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    p.add_argument(
+        "--role",
+        choices=["all", "ingest", "state"],
+        default="all",
+        help="all: the whole hub in one process (default); ingest: one of several workers sharing the "
+        "broker's messages; state: the one process owning alerts, availability, lending and the "
+        "dashboard (docs/scale-out.md)",
+    )
+    p.add_argument("--worker", metavar="NAME", help="with --role ingest: this worker's name (1, 2, ...)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("check-config", help="validate a config file; errors name file, line and key")

@@ -358,6 +358,16 @@ class AlertsConfig(_Section):
         return rules
 
 
+class ScaleOutConfig(_Section):
+    """Several hub processes on one broker (docs/scale-out.md): ``hub run --role ingest`` workers and one
+    ``hub run --role state``."""
+
+    #: the MQTT shared-subscription group the ingest workers join (``$share/<group>/<filter>``)
+    share_group: str = Field("neighborhood-hub", pattern=r"^[^#+/\s]{1,64}$")
+    #: seconds the state process holds events from the workers to put each thing's back in order
+    reorder_window_s: float = Field(1.0, ge=0, le=30)
+
+
 class LogConfig(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -373,6 +383,7 @@ class HubConfig(_Section):
     lending: LendingConfig = LendingConfig()
     alerts: AlertsConfig = AlertsConfig()
     log: LogConfig = LogConfig()
+    scale_out: ScaleOutConfig = ScaleOutConfig()
 
 
 class Secrets(BaseModel):

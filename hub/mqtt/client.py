@@ -241,15 +241,24 @@ class MqttConnection:
         session_expiry: int = 7 * 24 * 3600,
         receive_maximum: int = 1000,
         on_state: Callable[[bool], None] | None = None,
+        share_group: str | None = None,
     ) -> None:
         self.broker = broker
+        #: with a group, every filter that is not replayed is subscribed as ``$share/<group>/<filter>``:
+        #: the broker gives each message to one member of the group (``hub run --role ingest``)
+        self.share_group = share_group
         self.client_id = client_id
         #: (topic filter, QoS, replay retained on every connection)
         self.subscriptions = list(subscriptions)
         self._static = {sub[0] for sub in self.subscriptions}
         self._extra: dict[str, tuple[str, int, bool]] = {}
         self._subs_lock = threading.Lock()
-        self._overlaps = _Overlaps([sub[0] for sub in self.subscriptions])
+        # shared: the filters every member reads get the lowest identifiers, so of a message matching one
+        # of them and a shared filter, each member keeps the copy it surely gets
+        ordered = (
+            sorted(self.subscriptions, key=lambda sub: not sub[2]) if share_group else self.subscriptions
+        )
+        self._overlaps = _Overlaps([sub[0] for sub in ordered])
         #: copies of one message that overlapping subscriptions delivered again (acknowledged, dropped)
         self.duplicates = 0
         self.deliver = deliver
@@ -327,7 +336,9 @@ class MqttConnection:
             packets: dict[int, list[tuple[str, SubscribeOptions]]] = {}
             for topic, qos, replay in subs:
                 options = SubscribeOptions(qos=qos, retainHandling=0 if replay else 1)
-                packets.setdefault(self._overlaps.ident(topic), []).append((topic, options))
+                packets.setdefault(self._overlaps.ident(topic), []).append(
+                    (self._wire(topic, replay), options)
+                )
             for ident, filters in packets.items():
                 properties = None
                 if ident:
@@ -337,14 +348,23 @@ class MqttConnection:
                     client.subscribe(filters[start : start + 100], properties=properties)
             return
         # 3.1.1: a kept session keeps its subscriptions; re-subscribing a filter resends its retained
-        plain = [(topic, qos) for topic, qos, replay in subs if replay or not session_present]
+        plain = [
+            (self._wire(topic, replay), qos) for topic, qos, replay in subs if replay or not session_present
+        ]
         for start in range(0, len(plain), 100):
             client.subscribe(plain[start : start + 100])
 
-    def publish(self, topic: str, payload: str | bytes, qos: int = 1, retain: bool = False) -> None:
+    def _wire(self, topic: str, replay: bool) -> str:
+        """The filter as subscribed: shared unless replayed (inventories every member must read)."""
+        return f"$share/{self.share_group}/{topic}" if self.share_group and not replay else topic
+
+    def publish(
+        self, topic: str, payload: str | bytes, qos: int = 1, retain: bool = False
+    ) -> paho.MQTTMessageInfo | None:
         client = self._client
-        if client is not None:
-            client.publish(topic, payload, qos=qos, retain=retain)
+        if client is None:
+            return None
+        return client.publish(topic, payload, qos=qos, retain=retain)
 
     @property
     def protocol_name(self) -> str:
