@@ -35,6 +35,7 @@ from hub.domain.availability import SilenceTimeouts
 from hub.domain.events import Availability, Discovery, Ignored, Reading, Rejected, Scan
 from hub.domain.livestate import LiveState
 from hub.domain.readers import ReaderMode
+from hub.federation import Federation
 from hub.ingest.airrohr import AirrohrDecoder
 from hub.ingest.decoder import Decoder
 from hub.ingest.esphome import EsphomeDecoder
@@ -297,6 +298,16 @@ class Hub:
             self.scale = IngestRole(self, worker or "1")
         elif role == "state":
             self.scale = StateRole(self)
+        self.federation: Federation | None = None
+        if config.federation.enabled and role != "ingest":
+            self.federation = Federation(
+                self.live,
+                self.catalog,
+                self.alerting,
+                self._publish,
+                config.mqtt.base_topic,
+                config.federation,
+            )
 
     # -- life -----------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -330,6 +341,8 @@ class Hub:
             self.desk.start()
             self.alerting.start()
             self.housekeeper.start()
+        if self.federation is not None:
+            self.federation.start()
         if self.ha_source is not None:
             self.ha_source.start()
         if self.config.web.enabled:
@@ -414,6 +427,8 @@ class Hub:
             self._worker.join(10)
         if self.scale is not None:
             self.scale.drain()
+        if self.federation is not None:
+            self.federation.stop()
         self.recorder.stop()
         if self.scale is not None:
             self.scale.stop()  # forwards what the recorder acknowledged last, while still connected

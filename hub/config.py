@@ -368,6 +368,16 @@ class ScaleOutConfig(_Section):
     reorder_window_s: float = Field(1.0, ge=0, le=30)
 
 
+class FederationConfig(_Section):
+    """What this neighborhood shares with others through a Mosquitto bridge (docs/scale-out.md)."""
+
+    enabled: bool = False
+    #: seconds each published summary covers (mean, min, max, count per measurement)
+    interval_s: float = Field(3600.0, ge=1, le=86400)
+    #: locations cross as the centre of a cell of this many metres (named places never cross)
+    grid_m: float = Field(1000.0, ge=100)
+
+
 class LogConfig(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -384,6 +394,7 @@ class HubConfig(_Section):
     alerts: AlertsConfig = AlertsConfig()
     log: LogConfig = LogConfig()
     scale_out: ScaleOutConfig = ScaleOutConfig()
+    federation: FederationConfig = FederationConfig()
 
 
 class Secrets(BaseModel):
