@@ -751,7 +751,7 @@ class Hub:
             return None
         settings = SourceSettings(**cfg.model_dump(exclude={"enabled"}))
         desk = HaLinkDesk(HaLinks(self.store), self.directory, settings)
-        return HaSource(desk, self.push, self.telemetry, on_registry_change=self.catalog.invalidate)
+        return HaSource(desk, self.push, self.telemetry, on_registry_change=self._registry_changed)
 
     def _follow_homeassistant(self, mqtt: MqttConnection) -> None:
         """Before the connection starts: Home Assistant's status and the hub's own config are followed

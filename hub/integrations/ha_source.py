@@ -683,13 +683,16 @@ class HaSource:
 
     # -- reconciling with the store --------------------------------------------------------------------
     async def _reconcile_forever(self) -> None:
+        logged = -math.inf
         while True:
             try:
                 await self._reconcile()
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("reading home assistant links failed")
+                if time.monotonic() - logged >= 60.0:  # a store that is down: one line a minute
+                    logged = time.monotonic()
+                    log.exception("reading home assistant links from the store failed")
             await asyncio.sleep(RECONCILE_S)
 
     def _load(self) -> tuple[list[HaLink], list[HaShare]]:

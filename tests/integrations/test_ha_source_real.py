@@ -1,8 +1,8 @@
 """A resident's own Home Assistant as a source, against the session's real Home Assistant 2025.4.4: the
 hub links it through its REST API, lists and shares entities, follows their state changes over the
-websocket (or polls them) and stores them in a real InfluxDB 1.x; unsharing and unlinking stop them, an
-unreachable Home Assistant (a fault proxy resetting every connection) takes the things offline with a
-backoff, and the token appears in no log line, page or API answer.
+websocket (or polls them) and stores them in a real InfluxDB 1.x; unsharing and unlinking stop them, a
+silent or unreachable Home Assistant (a fault proxy dropping, then resetting every connection) takes
+the things offline with a backoff, and the token appears in no log line, page or API answer.
 
 Entity states are set through Home Assistant's own REST API (``POST /api/states/<entity>``), which
 fires the same ``state_changed`` a device's integration would.
@@ -247,6 +247,11 @@ def test_a_shared_entity_is_stored_in_influxdb_within_5_s_and_unsharing_stops_it
 
         page = wren.page()
         assert page.status_code == 200 and "connected" in page.text and flood in page.text
+        metrics = wren.api.get("/metrics").text
+        assert (
+            "hub_ha_source_connected 1.0" in metrics
+            and 'hub_readings_decoded_total{source="ha_link"}' in metrics
+        )
         assert ha.token not in caplog.text
         assert not any(ha.token in text for text in wren.seen)
     finally:
@@ -260,11 +265,14 @@ def test_unlinking_deletes_the_token_and_stops_every_shared_entity(
     first, second = unique("sensor.garden_temperature"), unique("sensor.garden_humidity")
     set_state(ha, first, "15.0", TEMPERATURE)
     set_state(ha, second, "60", {"device_class": "humidity", "unit_of_measurement": "%"})
-    hub, db = started()
+    hub, db = started(max_entities=2)
     kit = Resident(hub, "kit")
     try:
         kit.link(ha.url, ha.token)
         things = [kit.share(first), kit.share(second)]
+        third = kit.call("POST", "/api/v1/me/homeassistant/shares", json={"entity_id": unique("sensor.x")})
+        assert third.status_code == 409 and third.json()["reason"] == "too_many", third.text
+        assert "integrations.homeassistant_source.max_entities" in third.json()["detail"]
         wait_for(lambda: kit.status()["state"] == "connected", 10, "the websocket connects")
         wait_for(lambda: points(influxdb_v1, db, things[1], "humidity") == [60.0], 5, "the current state")
 
@@ -286,14 +294,14 @@ def test_unlinking_deletes_the_token_and_stops_every_shared_entity(
         kit.close()
 
 
-def test_an_unreachable_home_assistant_takes_its_things_offline_with_a_backoff(
+def test_a_silent_or_unreachable_home_assistant_takes_its_things_offline_with_a_backoff(
     real_homeassistant: RealHomeAssistant, started: Callable[..., tuple[Hub, str]], influxdb_v1: InfluxDB1
 ) -> None:
     ha = real_homeassistant
     host, port = ha.url.removeprefix("http://").split(":")
     entity = unique("sensor.shed_temperature")
     set_state(ha, entity, "10.0", TEMPERATURE)
-    hub, db = started(retry_initial_s=0.5, retry_max_s=2.0)
+    hub, db = started(retry_initial_s=0.5, retry_max_s=2.0, keepalive_s=1.0, timeout_s=2.0)
     sam = Resident(hub, "sam")
     with FaultProxy(host, int(port)) as proxy:
         try:
@@ -302,10 +310,14 @@ def test_an_unreachable_home_assistant_takes_its_things_offline_with_a_backoff(
             wait_for(lambda: sam.status()["state"] == "connected", 10, "the websocket connects")
             wait_for(lambda: hub.live.get(thing) and hub.live.get(thing).online, 5, "online")  # type: ignore[union-attr]
 
+            # the network drops everything, without a word: the unanswered pings give it away
+            proxy.blackhole()
+            wait_for(lambda: hub.live.get(thing).online is False, 2 * 1.0 + 2, "offline")  # type: ignore[union-attr]
+            assert sam.status()["reason"] == "timeout"
+
             proxy.reset()  # every open connection reset, every new one refused: Home Assistant is gone
-            wait_for(lambda: hub.live.get(thing).online is False, 5, "offline")  # type: ignore[union-attr]
-            status = wait_for(lambda: (s := sam.status())["state"] == "unreachable" and s, 5, "unreachable")
-            assert status["reason"] == "unreachable" and "check that Home Assistant runs" in status["problem"]
+            status = wait_for(lambda: (s := sam.status())["reason"] == "unreachable" and s, 5, "unreachable")
+            assert status["state"] == "unreachable" and "check that Home Assistant runs" in status["problem"]
             page = sam.page()
             assert "Home Assistant runs" in page.text and "tries again" in page.text
             assert "Your Home Assistant:" in sam.page("/me").text  # the resident's own page says so too
