@@ -153,7 +153,8 @@ class LiveState:
             state = self._things[thing] = ThingState(thing, source, first_seen=at, last_seen=at)
         self._version += 1
         state.version = self._version
-        state.last_seen = max(state.last_seen, at)
+        if at > state.last_seen:
+            state.last_seen = at
         self._dirty.add(thing)
         return state
 
@@ -169,10 +170,11 @@ class LiveState:
             if state is None:
                 return False
             t = reading.time if reading.time is not None else at
+            values, times = state.values, state.times
             for name, value in reading.values.items():
-                if t >= state.times.get(name, 0.0):
-                    state.values[name] = value
-                    state.times[name] = t
+                if t >= times.get(name, 0.0):
+                    values[name] = value
+                    times[name] = t
             if reading.unmapped:
                 self._note_unmapped(state.id, reading.unmapped, at)
             if state.online is None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import fnmatch
 import logging
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -30,7 +29,8 @@ class FieldRule:
 class Router:
     """Dispatches each message to its decoder and guarantees a decoder error never escapes.
 
-    The topic → decoder choice is cached (bounded LRU), so the matching cost is paid once per topic.
+    The topic → decoder choice is cached (bounded; the oldest entry goes first), so the matching cost is
+    paid once per topic.
     Decoders earlier in the list win: an ecosystem decoder that reads a topic natively (Tasmota's
     ``tele/…/SENSOR``) is preferred over a Home Assistant discovery config pointing at the same topic,
     and such a config then yields no thing of its own (the device would otherwise appear twice).
@@ -47,7 +47,7 @@ class Router:
         self.decoders = list(decoders)
         self.max_payload_bytes = max_payload_bytes
         self.field_map = list(field_map)
-        self._cache: OrderedDict[str, object] = OrderedDict()
+        self._cache: dict[str, object] = {}
         self._cache_size = cache_size
 
     def subscriptions(self) -> list[Subscription]:
@@ -58,14 +58,14 @@ class Router:
         return [Subscription(topic, replay) for topic, replay in seen.items()]
 
     def decoder_for(self, topic: str) -> Decoder | None:
-        found = self._cache.get(topic)
+        cache = self._cache
+        found = cache.get(topic)
         if found is not None:
-            self._cache.move_to_end(topic)
             return None if found is _NO_DECODER else found  # type: ignore[return-value]
         decoder = next((d for d in self.decoders if d.matches(topic)), None)
-        self._cache[topic] = _NO_DECODER if decoder is None else decoder
-        if len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
+        if len(cache) >= self._cache_size:
+            del cache[next(iter(cache))]
+        cache[topic] = _NO_DECODER if decoder is None else decoder
         return decoder
 
     def route(self, topic: str, payload: bytes, received: float) -> list[Event]:
@@ -87,7 +87,9 @@ class Router:
                 )
             ]
         try:
-            events = list(decoder.decode(topic, payload, received))
+            events = decoder.decode(topic, payload, received)
+            if type(events) is not list:
+                events = list(events)
         except PayloadError as exc:
             return [exc.rejection(decoder.name, topic)]
         except Exception as exc:  # a decoder bug must not kill the ingest loop
@@ -97,6 +99,8 @@ class Router:
 
     # -- after the decoder ----------------------------------------------------------------------------
     def _settle(self, decoder: Decoder, topic: str, events: list[Event]) -> list[Event]:
+        if len(events) == 1 and type(events[0]) is Reading and not (events[0].unmapped and self.field_map):
+            return events  # the common case: one reading, nothing to map
         out = events
         for i, event in enumerate(events):
             if isinstance(event, Discovery) and (event.topics or event.retired):

@@ -18,9 +18,6 @@ import logging
 from urllib.parse import urlencode, urlsplit
 
 import urllib3
-from influxdb_client import InfluxDBClient, WritePrecision
-from influxdb_client.client.write_api import SYNCHRONOUS
-from influxdb_client.rest import ApiException
 
 from hub.storage.sink import SinkRejected, SinkUnavailable
 
@@ -184,6 +181,11 @@ class InfluxV2Sink:
     kind = "influxdb-v2"
 
     def __init__(self, url: str, org: str, bucket: str, token: str, timeout: float = 10.0) -> None:
+        # imported here: influxdb-client and what it pulls in take about 20 MB that a hub writing to
+        # InfluxDB 1.x or the embedded store never needs
+        from influxdb_client import InfluxDBClient
+        from influxdb_client.client.write_api import SYNCHRONOUS
+
         self.url = _base_url(url)
         self.org = org
         self.bucket = bucket
@@ -193,6 +195,9 @@ class InfluxV2Sink:
 
     def write_lines(self, body: bytes) -> None:
         """Write line protocol to the bucket; raises SinkUnavailable or SinkRejected."""
+        from influxdb_client import WritePrecision
+        from influxdb_client.rest import ApiException
+
         try:
             self._write_api.write(self.bucket, self.org, body, write_precision=WritePrecision.NS)
         except ApiException as exc:
