@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from argon2 import PasswordHasher
 from playwright.sync_api import Browser, sync_playwright
 
 from hub.alerting import AlertService
@@ -294,7 +295,9 @@ def neighborhood(tmp_path: Any, telemetry: Telemetry) -> Iterator[Neighborhood]:
         published.append((topic, payload))  # custody topics are the broker tests' concern
 
     desk = LendingDesk(directory, publish, telemetry, clock=clock)
-    accounts = Accounts(store)
+    # Argon2id at the lowest cost: the production profile is tested in tests/storage/test_accounts.py,
+    # and at its cost every page test would spend most of its time hashing the residents' passwords
+    accounts = Accounts(store, hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
     ada = directory.bootstrap_admin("ada", now=NOW - 100)
     ids = {"ada": ada.id}
     for name, role in (("bruno", Role.RESIDENT), ("dee", Role.RESIDENT), ("chen", Role.RESIDENT)):
