@@ -747,7 +747,7 @@ class Hub:
         """Entities residents share from their own Home Assistant (hub/integrations/ha_source.py); their
         states enter through ``push``, like an HTTP push, and follow the same path as MQTT readings."""
         cfg = self.config.integrations.homeassistant_source
-        if not cfg.enabled:
+        if not cfg.enabled or self.role == "ingest":  # one process follows the links: never each worker
             return None
         settings = SourceSettings(**cfg.model_dump(exclude={"enabled"}))
         desk = HaLinkDesk(HaLinks(self.store), self.directory, settings)
