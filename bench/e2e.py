@@ -45,6 +45,7 @@ import json
 import os
 import platform
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -431,6 +432,7 @@ def quantile(values: list[float], q: float) -> float | None:
 class Step:
     rate: float
     qos: int
+    profile: str = "steady"
     published: int = 0
     achieved: float = 0.0
     stored: int = 0
@@ -508,9 +510,15 @@ class Probe:
 
 
 def run_step(
-    system: System, broker: Broker, influx: Influx, args: argparse.Namespace, rate: float, qos: int
+    system: System,
+    broker: Broker,
+    influx: Influx,
+    args: argparse.Namespace,
+    rate: float,
+    qos: int,
+    extra: tuple[str, ...] = (),
 ) -> Step:
-    step = Step(rate=rate, qos=qos)
+    step = Step(rate=rate, qos=qos, profile=" ".join(extra) or "steady")
     dropped0 = broker.dropped()
     pids = {system.name: system.pid, "mosquitto": broker.pid, "influxd": influx.pid}
     cpu0 = {name: proc_cpu(pid) for name, pid in pids.items()}
@@ -520,7 +528,7 @@ def run_step(
     command = [
         sys.executable, str(BENCH / "loadgen.py"), "--broker", f"127.0.0.1:{broker.port}",
         "--credentials", str(broker.credentials_file), "--devices", str(args.devices),
-        "--rate", str(rate), "--duration", str(args.step_s), "--qos", str(qos), "--json",
+        "--rate", str(rate), "--duration", str(args.step_s), "--qos", str(qos), "--json", *extra,
     ]  # fmt: skip
     gen = subprocess.Popen(command, stdout=subprocess.PIPE)
     assert gen.stdout is not None
@@ -567,6 +575,8 @@ def run_step(
         step.note += f"the load generator offered only {step.achieved:,.0f} msg/s; "
     if not system.alive():
         step.note += f"{system.name} exited; "
+    if summary.get("reconnects"):
+        step.note += f"{summary['reconnects']} reconnects in {summary['storms']} storms; "
     return step
 
 
@@ -724,6 +734,13 @@ def run_system(kind: str, args: argparse.Namespace) -> dict[str, Any]:
         result["steps"] = []
         for qos in system.qos_levels:
             result["steps"] += [asdict(s) for s in ladder(system, broker, influx, args, qos)]
+        if args.storm_clients:
+            storm = (
+                "--profile", "storm", "--storm-clients", str(args.storm_clients), "--storm-every", "3",
+            )  # fmt: skip
+            step = run_step(system, broker, influx, args, args.storm_rate, 0, storm)
+            report(system, step)
+            result["storm"] = asdict(step)
         if isinstance(system, Hub) and args.alerts:
             result["alerts"] = alert_latency(system, broker, args)
             print(f"[hub] alert latency: {result['alerts']}", flush=True)
@@ -736,6 +753,8 @@ def run_system(kind: str, args: argparse.Namespace) -> dict[str, Any]:
         system.stop()
         broker.stop()
         influx.stop()
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
     return result
 
 
@@ -852,10 +871,11 @@ def markdown(results: list[dict[str, Any]], args: argparse.Namespace, command: s
             "Mosquitto, influxd (ms) | loadgen CPU s | note |",
             "|---|---|---|---|---|---|---|---|---|---|",
         ]
-        for s in r["steps"]:
+        for s in r["steps"] + ([r["storm"]] if "storm" in r else []):
             cpu = s["cpu_per_1000"]
+            kind = f"{s['qos']}, storm" if s["profile"] != "steady" else f"{s['qos']}"
             lines.append(
-                f"| {s['qos']} | {s['rate']:,.0f} | {s['published']:,} | {s['stored']:,} | {s['dropped']} | "
+                f"| {kind} | {s['rate']:,.0f} | {s['published']:,} | {s['stored']:,} | {s['dropped']} | "
                 f"{'yes' if s['clean'] else 'no'} | {s['latency_p50_ms']} / {s['latency_p99_ms']} | "
                 f"{cpu[r['system']] * 1000:.0f}, {cpu['mosquitto'] * 1000:.0f}, "
                 f"{cpu['influxd'] * 1000:.0f} | "
@@ -894,6 +914,14 @@ def main() -> int:
     parser.add_argument("--alerts", type=int, default=200)
     parser.add_argument("--alert-rate", type=int, default=1000)
     parser.add_argument("--start-timeout", type=float, default=300.0)
+    parser.add_argument("--storm-rate", type=float, default=2000.0, help="msg/s of the reconnect-storm step")
+    parser.add_argument(
+        "--storm-clients",
+        type=int,
+        default=300,
+        help="devices that drop and reconnect at once (0: no storm step)",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the servers' data and logs")
     parser.add_argument("--workdir", default=None, help="where the servers' temporary directories go")
     parser.add_argument("--json", type=Path, default=BENCH / "out" / "e2e.json")
     parser.add_argument("--results", type=Path, help="write the Markdown report here (bench/RESULTS.md)")
