@@ -1,8 +1,9 @@
 """`hub resident erase`, verified column by column on SQLite and PostgreSQL: after it, no cell of any
 table (read from the database itself, so a new table or column is covered without touching this test)
 holds the resident's pseudonym, real name, contacts, card, channel URLs or tokens, password hash,
-session or access tokens; loans, vouches and relations stay, anonymised as docs and
-``Directory.erase_resident`` describe."""
+session or access tokens, or the address and token of their own Home Assistant (whose shared entities'
+things are retired); on SQLite not even the file's bytes do. Loans, vouches and relations stay,
+anonymised as docs and ``Directory.erase_resident`` describe."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from hub.storage import store as tables
 from hub.storage.accounts import Accounts, digest
 from hub.storage.alertstore import AlertRecord, AlertStore
 from hub.storage.directory import Directory
+from hub.storage.halinks import HaLinks, HaShare
 from hub.storage.store import Store
 
 PSEUDONYM = "wren42"
@@ -32,6 +34,9 @@ PASSWORD = "wren's secret passphrase"
 APPRISE = "ntfys://wrentoken0123456789@ntfy.wren.example/wren-alerts"
 HA_URL = "http://wren-home.example:8123"
 HA_TOKEN = "ha-token-of-wren-abcdef0123456789"
+# the Home Assistant wren shares her cellar thermometer from (a link and one shared entity)
+LINK_URL = "http://wren-cellar.example:8123"
+LINK_TOKEN = "eyJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJ3cmVuLWxpbmsifQ.d3Jlbi1saW5rLXNpZ25hdHVyZQ"
 T0 = 1_790_000_000.0
 DAY = 86400.0
 
@@ -110,6 +115,12 @@ def test_erase_leaves_no_personal_data_in_any_column(hub: Console, store: Store)
         alert, "claimed", time=T0, actor=wren.id, detail={"note": f"{REAL_NAME} on it, call {PHONE}"}
     )
     d.join_waitlist("sensor", wren.id, actor=wren.id, now=T0)
+    # her own Home Assistant, linked, with one entity shared as a thing she owns
+    links = HaLinks(store)
+    links.link(wren.id, LINK_URL, LINK_TOKEN, now=T0)
+    d.create_thing(Thing(id="ha_link.cellar", name="cellar", visibility=Visibility.PUBLIC), owner=wren.id,
+                   actor=wren.id, now=T0)  # fmt: skip
+    links.add_share(HaShare(wren.id, "sensor.cellar_temperature", "ha_link.cellar", "temperature", False, T0))
     d.vouch(wren.id, root.id, now=T0)
     d.vouch(root.id, wren.id, now=T0)
     store.apply([], [ScanRecord("shed", "native", CARD, T0 + 1)])
@@ -120,13 +131,20 @@ def test_erase_leaves_no_personal_data_in_any_column(hub: Console, store: Store)
     personal = [
         PSEUDONYM, REAL_NAME, EMAIL, PHONE, CARD, PASSWORD, password_hash, APPRISE, "wrentoken0123456789",
         HA_URL, "wren-home.example", HA_TOKEN, session.token, digest(session.token),
-        session.session.csrf_token, token, digest(token),
+        session.session.csrf_token, token, digest(token), LINK_URL, "wren-cellar.example", LINK_TOKEN,
     ]  # fmt: skip
     before = {p for _, _, v in every_cell(store) for p in personal if p.lower() in str(v).lower()}
     assert before >= set(personal) - {PASSWORD, session.token, token}  # the scan finds what is there
 
     hub.ok("resident", "erase", PSEUDONYM, "--yes", "--as", "root")
 
+    if store.dialect == "sqlite":  # deleted rows leave no bytes behind, in the file or its log
+        files = sorted(Path(store.url.database or "").parent.glob("hub.sqlite*"))
+        assert files
+        for path in files:
+            data = path.read_bytes().lower()
+            for p in personal:
+                assert p.lower().encode() not in data, f"{p!r} is still in the bytes of {path.name}"
     leaks = [
         (table, column, p)
         for table, column, value in every_cell(store)
@@ -152,6 +170,17 @@ def test_erase_leaves_no_personal_data_in_any_column(hub: Console, store: Store)
     assert d.vouchers_of(root.id) == [wren.id] and d.vouchers_of(wren.id) == [root.id]
     assert store.recent_scans()[0].tag == "[erased]"
     assert accounts.session(session.token, now=T0) is None and accounts.token(token, now=T0) is None
+    # the Home Assistant link is gone with its share; the thing the share became is retired, as unlinking
+    # does, and the erase says so in the audit log
+    assert links.get(wren.id) is None and links.shares() == []
+    for table in (tables.ha_links, tables.ha_shares):
+        assert _count(store, table) == 0, table.name
+    cellar = d.thing("ha_link.cellar")
+    assert cellar is not None and cellar.retired
+    actions = [(e.action, e.thing) for e in d.audit(subject=wren.id)] + [
+        (e.action, e.thing) for e in d.audit(thing="ha_link.cellar")
+    ]
+    assert ("homeassistant.unlink", None) in actions and ("thing.retire", "ha_link.cellar") in actions
 
 
 def _count(store: Store, table: sa.Table, where: sa.ColumnElement[bool] | None = None) -> int:

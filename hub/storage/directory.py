@@ -181,8 +181,10 @@ class Directory:
     def erase_resident(self, resident_id: str, *, actor: str | None, now: float) -> Resident:
         """Remove a resident's personal data and keep the history anonymised (``hub resident erase``).
 
-        Real name, contacts, cards, waitlist places, the web password, sessions, access tokens and
-        notification channels go; the pseudonym becomes ``former-neighbor-<n>``;
+        Real name, contacts, cards, waitlist places, the web password, sessions, access tokens,
+        notification channels and the link to their own Home Assistant (its address, token and shares)
+        go; the things those shares became are retired, as unlinking retires them, their history kept;
+        the pseudonym becomes ``former-neighbor-<n>``;
         the role drops to resident; relations still active end now, except a borrows relation of a
         loan still out (custody is a fact, not personal data). Loans, vouches and the audit log stay,
         with the old pseudonym, real name and contact values cut out of audit details, and scans of
@@ -208,6 +210,7 @@ class Directory:
             conn.execute(sa.delete(tables.contacts).where(tables.contacts.c.resident_id == resident_id))
             conn.execute(sa.delete(tables.tags).where(tables.tags.c.resident_id == resident_id))
             conn.execute(sa.delete(tables.waitlist).where(tables.waitlist.c.resident_id == resident_id))
+            self._unlink_home_assistant(conn, resident_id, actor=actor, now=now)
             # sign-in and notification channels are personal data too: password, sessions, tokens, URLs
             for table in (tables.credentials, tables.web_sessions, tables.api_tokens, tables.channels):
                 conn.execute(sa.delete(table).where(table.c.resident_id == resident_id))
@@ -242,6 +245,30 @@ class Directory:
             self._anonymise_audit(conn, secrets_, old.pseudonym, placeholder)
             self._audit(conn, now, actor, "resident.erase", subject=resident_id)
         return Resident(resident_id, placeholder, Role.RESIDENT, None, (), old.joined_at, erased=True)
+
+    def _unlink_home_assistant(
+        self, conn: Connection, resident_id: str, *, actor: str | None, now: float
+    ) -> None:
+        """Delete a resident's Home Assistant link (address, token) and shares, and retire the things the
+        shares became, as ``HaLinkDesk.unlink`` does; a running hub stops following the link on its next
+        look at the store."""
+        shares, links, t = tables.ha_shares, tables.ha_links, tables.things
+        shared = list(
+            conn.execute(sa.select(shares.c.thing_id).where(shares.c.resident_id == resident_id)).scalars()
+        )
+        conn.execute(sa.delete(shares).where(shares.c.resident_id == resident_id))
+        linked = conn.execute(sa.delete(links).where(links.c.resident_id == resident_id)).rowcount
+        for thing_id in shared:
+            retired = conn.execute(
+                sa.update(t)
+                .where(t.c.id == thing_id, t.c.retired.is_(False))
+                .values(retired=True, retired_by=tables.RETIRED_BY_RESIDENT)
+            ).rowcount
+            if retired:
+                self._audit(conn, now, actor, "thing.retire", thing=thing_id)
+        if linked:
+            detail = {"shares": str(len(shared))}
+            self._audit(conn, now, actor, "homeassistant.unlink", subject=resident_id, detail=detail)
 
     # -- invites ---------------------------------------------------------------------------------
 
