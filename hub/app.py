@@ -411,6 +411,7 @@ class Hub:
             receive_maximum=cfg.receive_maximum,
             on_state=lambda up: self.telemetry.mqtt_connected.set(1 if up else 0),
             share_group=self.scale.share_group if self.scale else None,
+            hold_shared=self.role == "ingest",  # until the state process exists (hub/scaleout.py)
         )
 
     def stop(self) -> None:

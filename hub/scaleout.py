@@ -346,6 +346,10 @@ class IngestRole:
         self.share_group = cfg.scale_out.share_group
         self.topic = internal_prefix(cfg.mqtt.base_topic) + worker
         self.status_topic = f"{cfg.mqtt.base_topic}/hub/workers/{worker}/status"
+        #: the state process's retained status: once it exists, so does the session its events queue in
+        self.state_status = f"{cfg.mqtt.base_topic}/hub/status"
+        self._waiting = True
+        self._waiting_timer: threading.Timer | None = None
         self._replayed = [sub.topic for sub in hub.router.subscriptions() if sub.replay]
         self._replay_cache: dict[str, bool] = {}
         self.forwarder = Forwarder(self._publish, self._ack, worker, hub.telemetry)
@@ -358,16 +362,39 @@ class IngestRole:
         hub.handle = self.handle  # type: ignore[method-assign]
 
     def subscriptions(self, subs: list[tuple[str, int, bool]]) -> list[tuple[str, int, bool]]:
-        """All of the decoders' filters: the connection shares those not replayed (``share_group``)."""
-        return subs
+        """The decoders' filters, shared unless replayed (``share_group``), and the state process's
+        status. The connection holds the shared ones back until that status exists: before the state
+        process's first connection the broker keeps no session for it, and events forwarded then would
+        be lost."""
+        return [*subs, (self.state_status, 1, True)]
 
     def start(self) -> None:
         self.forwarder.start()
+        self._waiting_timer = threading.Timer(10.0, self._still_waiting)
+        self._waiting_timer.daemon = True
+        self._waiting_timer.start()
+
+    def _still_waiting(self) -> None:
+        if self._waiting:
+            log.warning(
+                "waiting for the state process: no retained status on %s yet; start hub run --role "
+                "state (once) before the workers take messages",
+                self.state_status,
+            )
+
+    def _open(self) -> None:
+        """The state process exists: take the devices' messages from now on."""
+        self._waiting = False
+        if self.hub.mqtt is not None:
+            self.hub.mqtt.release_shared()
+            log.info("state process found; taking messages worker=%s", self.worker)
 
     def drain(self) -> None:
         pass
 
     def stop(self) -> None:
+        if self._waiting_timer is not None:
+            self._waiting_timer.cancel()
         self.forwarder.stop()
 
     def _publish(self, body: bytes) -> paho.MQTTMessageInfo | None:
@@ -391,6 +418,12 @@ class IngestRole:
 
     def handle(self, message: Inbound) -> None:
         hub = self.hub
+        if message.topic == self.state_status:
+            if self._waiting:
+                self._open()
+            if message.token is not None:
+                self._ack(message.token)
+            return
         t = hub.telemetry
         t.messages.inc()
         events = hub.router.route(message.topic, message.payload, message.received)

@@ -242,11 +242,14 @@ class MqttConnection:
         receive_maximum: int = 1000,
         on_state: Callable[[bool], None] | None = None,
         share_group: str | None = None,
+        hold_shared: bool = False,
     ) -> None:
         self.broker = broker
         #: with a group, every filter that is not replayed is subscribed as ``$share/<group>/<filter>``:
         #: the broker gives each message to one member of the group (``hub run --role ingest``)
         self.share_group = share_group
+        #: shared filters wait for ``release_shared()``; replayed ones are subscribed at once
+        self._holding = bool(share_group and hold_shared)
         self.client_id = client_id
         #: (topic filter, QoS, replay retained on every connection)
         self.subscriptions = list(subscriptions)
@@ -332,6 +335,8 @@ class MqttConnection:
         """Subscribe. ``replay`` filters get their retained messages on every connection; the others only
         when the broker did not keep the session (MQTT 5 retainHandling=1). Under MQTT 5 every packet
         carries the subscription identifier :class:`_Overlaps` gave its filters."""
+        if self._holding:
+            subs = [sub for sub in subs if sub[2]]
         if self.protocol == paho.MQTTv5:
             packets: dict[int, list[tuple[str, SubscribeOptions]]] = {}
             for topic, qos, replay in subs:
@@ -353,6 +358,16 @@ class MqttConnection:
         ]
         for start in range(0, len(plain), 100):
             client.subscribe(plain[start : start + 100])
+
+    def release_shared(self) -> None:
+        """Subscribe the shared filters held back (``hold_shared``), now and on every reconnect."""
+        if not self._holding:
+            return
+        self._holding = False
+        client = self._client
+        if client is not None and self.connected.is_set():
+            shared = [sub for sub in self._all_subscriptions() if not sub[2]]
+            self._subscribe(client, shared, session_present=False)
 
     def _wire(self, topic: str, replay: bool) -> str:
         """The filter as subscribed: shared unless replayed (inventories every member must read)."""

@@ -75,6 +75,7 @@ class Watcher:
         self.status: dict[str, bytes] = {}
         self.entries: Counter[str] = Counter()
         self.keys: Counter[tuple[str, int]] = Counter()
+        self.retained: Counter[str] = Counter()  # thing → entries of retained copies
         self.lock = threading.Lock()
         self.client = paho.Client(
             CallbackAPIVersion.VERSION2, client_id=f"watch-{uuid.uuid4().hex[:8]}", protocol=paho.MQTTv311
@@ -94,6 +95,8 @@ class Watcher:
                     self.entries[worker] += 1
                     if entry["key"]:
                         self.keys[(entry["key"], entry["stamp"])] += 1
+                    if entry["retained"]:
+                        self.retained[entry["events"][0].get("thing", "")] += 1
             else:
                 self.status[message.topic] = message.payload
 
@@ -212,6 +215,9 @@ scale_out:
     )
     parse_config(config.read_text())  # the test's own config must be valid before anything starts
     watcher = Watcher(mosquitto)
+    # a retained reading from before the hub: each worker's first subscription replays it
+    seed = publisher(mosquitto)
+    seed.publish("neighborhood/things/r-0/state", '{"pm25": 12.5}', qos=1, retain=True).wait_for_publish(5)
     state = RoleProcess(config, "--role", "state").start()
     workers = {
         name: RoleProcess(config, "--role", "ingest", "--worker", name).start() for name in ("w1", "w2")
@@ -332,6 +338,11 @@ scale_out:
     # latest values: the last reading of every sensor, newer wins across workers
     for thing in SENSORS:
         assert store.thing(thing).values["temperature"] == finals[thing], thing
+    # the retained reading: replayed to both workers, applied by the state, not a point (not measured now)
+    with watcher.lock:
+        assert watcher.retained == {"r-0": 2}
+    assert store.thing("r-0").values == {"pm25": 12.5}
+    assert influxdb_v1.rows(db, 'SELECT * FROM "reading" WHERE "thing" = \'r-0\'') == []
     store.close()
 
     state_url = f"http://127.0.0.1:{web_port}"
@@ -342,8 +353,9 @@ scale_out:
         shares = dict(watcher.entries)
         forwarded_twice = sum(1 for n in watcher.keys.values() if n > 1)
     watcher.close()
-    client.disconnect()
-    client.loop_stop()
+    for paho_client in (client, seed):
+        paho_client.disconnect()
+        paho_client.loop_stop()
     print(
         f"\nscale-out: published {total} readings (+4 availability), stored {stored()}, duplicates 0; "
         f"forwarded entries per worker {shares}; entries forwarded twice {forwarded_twice}, "
@@ -352,6 +364,9 @@ scale_out:
         f"test {time.monotonic() - began:.1f} s"
     )
     assert set(shares) == {"w1", "w2"} and min(shares.values()) > total // 5  # both took a real share
+    # every entry a worker forwarded reached the state process: applied once, or dropped as a copy
+    assert applied + duplicates == sum(shares.values())
+    assert duplicates >= 1  # at least the second worker's copy of the retained reading
     for process in processes:
         assert process.stop() == 0, process.output()[-3000:]
 
@@ -402,3 +417,23 @@ def test_shared_filters_split_the_messages_and_inventories_reach_every_worker_on
     assert sorted(values["w1"] + values["w2"], key=int) == [str(i).encode() for i in range(40)]
     assert values["w1"] and values["w2"]  # both took a share
     assert states == {"w1": [b"ready", b"lost"], "w2": [b"ready", b"lost"]}
+
+
+def test_roles_refuse_a_store_or_series_only_one_process_can_use_naming_the_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hub.cli import main
+
+    config = tmp_path / "hub.yaml"
+    config.write_text(f"storage:\n  path: {tmp_path / 'data'}\n")
+    assert main(["run", "--config", str(config), "--role", "ingest", "--worker", "1"]) == 1
+    assert "key storage.url: --role ingest needs the PostgreSQL store" in capsys.readouterr().err
+    config.write_text(f"storage:\n  url: postgresql+psycopg://hub@127.0.0.1/hub\n  path: {tmp_path}\n")
+    assert main(["run", "--config", str(config), "--role", "state"]) == 1
+    assert "key timeseries.kind: --role state needs a time-series server" in capsys.readouterr().err
+    config.write_text(
+        "storage:\n  url: postgresql+psycopg://hub@127.0.0.1/hub\n"
+        "timeseries:\n  kind: influxdb-v1\n  url: http://127.0.0.1:8086\n"
+    )
+    assert main(["run", "--config", str(config), "--role", "ingest"]) == 1
+    assert "--role ingest needs --worker NAME" in capsys.readouterr().err
