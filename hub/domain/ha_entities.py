@@ -8,7 +8,9 @@ decoded (hub/ingest/ha_link.py). The meaning comes from the entity's domain, ``d
 * ``sensor``, ``number``, ``input_number``: the device class names the measurement (``temperature``,
   ``atmospheric_pressure`` → pressure, ``carbon_dioxide`` → co2, …) when the unit can be converted to
   the canonical one; without a device class, a unit that names one quantity on its own (°C, hPa, lx,
-  ppm, W, kWh, dBm, …). Anything else (``%`` alone, text states, rain in mm) has no measurement yet.
+  ppm, W, kWh, dBm, …). A rain gauge's ``precipitation`` (mm, cm or in) is precipitation in mm; its
+  rate (``precipitation_intensity``) and anything else (``%`` alone, text states, ``mm`` without a
+  device class, which may be a distance) has no measurement yet.
 * ``binary_sensor``: ``moisture`` → water_leak, ``door``/``window``/``opening``/``garage_door`` →
   contact (true when closed, so inverted), ``motion``/``occupancy`` → occupancy, ``smoke``, ``tamper``.
 * ``switch``, ``light``, ``input_boolean``, ``fan``: ``state`` (on = true).
@@ -69,6 +71,7 @@ SENSOR_CLASSES: Final[dict[str, str]] = {
     "power": "power",
     "energy": "energy",
     "signal_strength": "rssi",
+    "precipitation": "precipitation",
 }
 #: binary_sensor device class → (canonical measurement, canonical = NOT on). A door is "on" when open;
 #: the canonical contact is true when closed.

@@ -53,6 +53,7 @@ _UNIT_SPELLINGS: Final[dict[str, str]] = {
     "a": "A", "ma": "mA",
     "w": "W", "kw": "kW", "mw": "mW",
     "wh": "Wh", "kwh": "kWh", "mwh": "MWh",  # no firmware reports milliwatt-hours; MWh is the one meant
+    "mm": "mm", "cm": "cm", "in": "in", "inch": "in", "inches": "in",
 }
 # fmt: on
 
@@ -73,6 +74,8 @@ _CONVERSIONS: Final[dict[str, tuple[str, float, float]]] = {
     "mW": ("W", 0.001, 0.0),
     "Wh": ("kWh", 0.001, 0.0),
     "MWh": ("kWh", 1000.0, 0.0),
+    "cm": ("mm", 10.0, 0.0),
+    "in": ("mm", 25.4, 0.0),
     "dB": ("dB(A)", 1.0, 0.0),  # sound level meters publish "dB" for A-weighted levels
 }
 

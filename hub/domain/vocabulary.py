@@ -25,6 +25,9 @@ NUMERIC: Final[dict[str, str]] = {
     "rssi": "dBm",
     #: signal-to-noise ratio of a radio link (LoRaWAN gateways report it per uplink)
     "snr": "dB",
+    #: rain (or snow as water) collected by a rain gauge, as the gauge counts it: since midnight, since
+    #: the last event, or in total (Home Assistant's ``precipitation`` device class)
+    "precipitation": "mm",
 }
 
 #: Boolean measurements; `state` is true when a switch is on, `contact` true when closed.
@@ -60,4 +63,7 @@ RANGES: Final[dict[str, tuple[float, float]]] = {
     "linkquality": (0.0, 255.0),
     "rssi": (-150.0, 20.0),
     "snr": (-40.0, 40.0),
+    # the wettest year on record is about 26,500 mm; a gauge's yearly or running total stays below this,
+    # and a 16-bit sentinel (65535) does not
+    "precipitation": (0.0, 50_000.0),
 }

@@ -49,6 +49,25 @@ from hub.domain.vocabulary import MEASUREMENTS
         ("sensor.air_co2", {"device_class": "carbon_dioxide", "unit_of_measurement": "ppm"}, "co2", False),
         ("sensor.air_pm25", {"device_class": "pm25", "unit_of_measurement": "µg/m³"}, "pm25", False),
         ("sensor.plug_energy", {"device_class": "energy", "unit_of_measurement": "Wh"}, "energy", False),
+        # a rain gauge (Ecowitt, Netatmo), in any unit Home Assistant offers for precipitation
+        (
+            "sensor.rain_today",
+            {"device_class": "precipitation", "unit_of_measurement": "mm"},
+            "precipitation",
+            False,
+        ),
+        (
+            "sensor.rain_event_in",
+            {"device_class": "precipitation", "unit_of_measurement": "in"},
+            "precipitation",
+            False,
+        ),
+        (
+            "sensor.rain_year_cm",
+            {"device_class": "precipitation", "unit_of_measurement": "cm"},
+            "precipitation",
+            False,
+        ),
         (
             "sensor.plug_rssi",
             {"device_class": "signal_strength", "unit_of_measurement": "dBm"},
@@ -111,10 +130,17 @@ def test_personal_data_is_refused_even_when_the_resident_names_a_measurement() -
 @pytest.mark.parametrize(
     ("entity_id", "attributes", "why"),
     [
+        # a rain rate is no amount of rain, and mm alone may be a distance (a tank's water level)
         (
-            "sensor.rain_today",
-            {"device_class": "precipitation", "unit_of_measurement": "mm"},
-            "precipitation",
+            "sensor.rain_rate",
+            {"device_class": "precipitation_intensity", "unit_of_measurement": "mm/h"},
+            "precipitation_intensity",
+        ),
+        ("sensor.tank_level", {"unit_of_measurement": "mm"}, "set its device class"),
+        (
+            "sensor.rain_wrong",
+            {"device_class": "precipitation", "unit_of_measurement": "mm/h"},
+            "cannot be converted to precipitation in mm",
         ),
         ("sensor.level", {"unit_of_measurement": "%"}, "set its device class"),
         ("sensor.mode", {}, "no device class and no unit"),
@@ -165,3 +191,16 @@ def test_states_become_canonical_values() -> None:
         entity_value("temperature", "warm", "°C")
     with pytest.raises(UnitError):
         entity_value("humidity", "140", "%")  # out of range
+
+
+def test_rain_is_recorded_in_millimetres_whatever_unit_home_assistant_shows() -> None:
+    assert entity_value("precipitation", "4.2", "mm") == 4.2
+    assert entity_value("precipitation", "0.5", "in") == 12.7
+    assert entity_value("precipitation", "1.25", "cm") == 12.5
+    assert entity_value("precipitation", "0", "mm") == 0.0
+    assert entity_value("precipitation", "unknown", "mm") is None
+    for impossible in ("-1", "65535"):  # a gauge's sentinel or a wrapped counter is not rain
+        with pytest.raises(UnitError, match=r"is outside 0\.\.50000"):
+            entity_value("precipitation", impossible, "mm")
+    with pytest.raises(UnitError, match="cannot be converted"):
+        entity_value("precipitation", "2", "mm/h")
