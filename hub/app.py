@@ -394,7 +394,9 @@ class Hub:
                 secrets.mqtt_password,
                 str(cfg.tls_ca_file) if cfg.tls_ca_file else None,
             )
-        subs = [(sub.topic, cfg.qos, sub.replay) for sub in self.router.subscriptions()]
+        subs: list[tuple[str, int, bool]] = [
+            (sub.topic, cfg.qos, sub.replay) for sub in self.router.subscriptions()
+        ]
         if self.scale is not None:
             subs = self.scale.subscriptions(subs)
         # amqtt speaks MQTT 3.1.1 only (and does not answer an MQTT 5 CONNECT).

@@ -280,15 +280,17 @@ class Forwarder:
     def _run(self) -> None:
         stopping = False
         while True:
+            items: list[tuple[dict[str, Any] | None, AckToken | None]] = []
             try:
                 item = self._queue.get(timeout=0.02 if self._pending else 0.5)
             except queue.Empty:
-                item = False  # type: ignore[assignment]
-            items = []
-            if item is None:
-                stopping = True
-            elif item is not False:
-                items.append(item)
+                pass
+            else:
+                if item is None:
+                    stopping = True
+                else:
+                    items.append(item)
+            if items:
                 while len(items) < FORWARD_BATCH:
                     try:
                         more = self._queue.get_nowait()
@@ -570,7 +572,7 @@ class StateRole:
             lambda: len(self._heap),
         )
         hub.handle = self.handle  # type: ignore[method-assign]
-        hub._follow = lambda _event: None  # type: ignore[method-assign]  # the workers follow topics
+        hub._follow = lambda _event: None  # type: ignore[method-assign,assignment]  # workers follow topics
 
     def subscriptions(self, subs: list[tuple[str, int, bool]]) -> list[tuple[str, int, bool]]:
         """The inventories (the workers share the rest) and the workers' internal topics."""
