@@ -290,6 +290,8 @@ def hub_reads(plan: Plan) -> list[str]:
     from hub.app import build_router  # the decoders, as `hub run` builds them
 
     topics = [sub.topic for sub in build_router(plan.config).subscriptions()]
+    # scale-out: workers wait for the state process's status and hand it their events (docs/scale-out.md)
+    topics += [f"{plan.base}/hub/status", f"{plan.base}/internal/#"]
     if plan.ha_prefix:
         topics.append(f"{plan.ha_prefix}/status")
     for access, pattern in device_patterns(plan):
@@ -312,10 +314,13 @@ def filter_covers(general: str, specific: str) -> bool:
 
 
 def hub_writes(plan: Plan) -> list[str]:
-    """The hub's own topics: its status and Home Assistant states, alerts, custody, notices, discovery."""
+    """The hub's own topics: its status and Home Assistant states, alerts, custody, notices, discovery,
+    scale-out's internal events and the federated subtree."""
     from hub.mqtt.discovery import object_id
 
     topics = [f"{plan.base}/hub/#", f"{plan.base}/alerts/#", f"{plan.base}/loans/#", f"{plan.base}/notices/#"]
+    # scale-out's internal events, and what federation.enabled publishes for a bridge to carry out
+    topics += [f"{plan.base}/internal/#", f"{plan.base}/federation/out/#"]
     publish = plan.config.homeassistant_discovery
     if publish.enabled:
         topics.append(f"{publish.discovery_prefix}/device/{object_id(plan.config.mqtt.client_id)}/config")

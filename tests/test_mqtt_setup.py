@@ -290,8 +290,15 @@ def test_the_hub_writes_only_its_own_topics() -> None:
         "neighborhood/alerts/#",
         "neighborhood/loans/#",
         "neighborhood/notices/#",
+        "neighborhood/internal/#",
+        "neighborhood/federation/out/#",
         "homeassistant/device/neighborhood-hub/config",
     ]
+    access = {line.split()[2]: line.split()[1] for line in section(acl_of(HubConfig()), "hub")}
+    # scale-out workers read the state process's status and hand it their events (docs/scale-out.md)
+    assert access["neighborhood/hub/status"] == "read"
+    assert access["neighborhood/internal/#"] == "readwrite"
+    assert access["neighborhood/federation/out/#"] == "write"
 
 
 def test_device_patterns_are_confined_to_the_user() -> None:
