@@ -11,6 +11,11 @@ and CSRF on every unsafe route, cookie flags, and session ids kept out of URLs.
 - Roles: anonymous (no session), a resident related to nothing, the owner, a steward (relation), the
   lender, the borrower (a loan out), a watcher, an admin (role) and a keeper (the steward role), the last
   two related to nothing.
+- The hub follows residents' own Home Assistant (a real, unstarted link manager over the same store), so
+  /me/homeassistant and /api/v1/me/homeassistant are served: the owner has linked hers and shares an
+  entity, so does someone else; every Home Assistant is a bound, never listening port on 127.0.0.1, so
+  linking, listing and sharing are refused with what to do, never a 500. Nobody, admin included, sees or
+  unshares another resident's entity: it answers like one that is not shared at all.
 - Every unsafe route (POST, PUT, PATCH, DELETE) with a signed-in browser session and no or a wrong CSRF
   token answers 403 and changes no row of the store; with the right token, the matrix's status. /login
   and /join check their double-submit form cookie; the airrohr push (no session) is exempt.
@@ -22,6 +27,8 @@ in-memory parts). Requests go in process through Starlette's TestClient.
 
 from __future__ import annotations
 
+import re
+import socket
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -50,12 +57,14 @@ from hub.domain.model import (
     Thing,
     Visibility,
 )
+from hub.integrations.ha_source import HaLinkDesk, HaSource, SourceSettings
 from hub.loans import LendingDesk
 from hub.storage.accounts import Accounts
 from hub.storage.alertstore import AlertStore
 from hub.storage.catalog import Catalog
 from hub.storage.directory import Directory
 from hub.storage.embedded import EmbeddedSink
+from hub.storage.halinks import HaLinks, HaShare
 from hub.storage.sink import Point
 from hub.storage.store import Store
 from hub.telemetry import Telemetry
@@ -84,10 +93,19 @@ UNMAPPED = "cellar-wifi-name"  # an unmapped field's value: only those who manag
 MISSING_THING = "no-thg"  # as long as "x-priv", so the bodies compare byte for byte after the swap
 FAST_HASH = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 RULE = {"kind": "threshold", "measurement": "humidity", "above": 90, "severity": "minor"}
+#: Home Assistant entities shared by the owner (olga) and by someone else (zed); long-lived access tokens
+#: (a JWT's shape) that no answer may ever show, the last one only ever typed into a form
+OWN_ENTITY, OTHERS_ENTITY, MISSING_ENTITY = "sensor.olga_rain", "sensor.zed_rain", "sensor.no_rain"
+HA_TOKENS = {
+    "olga": "eyJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJvbGdhIn0.b2xnYS1saW5rLXNpZ25hdHVyZQ",
+    "zed": "eyJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJ6ZWQifQ.emVkLWxpbmstc2lnbmF0dXJl",
+    "typed": "eyJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJ0eXBlZCJ9.dHlwZWQtdG9rZW4tc2lnbmF0dXJl",
+}
 
 # (method, path) → {target: statuses for the ROLES in order}. Placeholders: {T} the target thing,
 # {L} its loan, {A} its open alert, {R} the relation "wes watches it" (yan's watch on others' things),
-# {U} its stored rule; {K} and {C} someone else's access token and channel (target "-").
+# {U} its stored rule; {K} and {C} someone else's access token and channel (target "-"); {E} a shared
+# Home Assistant entity: the owner's on P, someone else's on XS.
 # Targets: "-" the route names no thing; "P"/"S" own private/shared; "XS" someone else's shared thing.
 MATRIX_TEXT = """
 # method route                              target anon resid owner stew lender borrow watch admin keeper
@@ -249,6 +267,22 @@ GET    /alerts/{alert_id}                           XS  303 200 200 200 200 200 
 POST   /alerts/{alert_id}/{step}                    P   303 404 303 303 404 303 303 404 404
 POST   /alerts/{alert_id}/{step}                    S   303 404 303 303 404 303 303 303 303
 POST   /alerts/{alert_id}/{step}                    XS  303 404 404 404 404 404 404 303 303
+# a resident's own Home Assistant: only the owner has linked hers (the others: not linked, 409 / 404);
+# reaching any Home Assistant fails (422 when linking; 502, the upstream's failure, when listing or
+# sharing); another's entity answers like one not shared (404), for the admin too
+GET    /me/homeassistant                            -   303 200 200 200 200 200 200 200 200
+POST   /me/homeassistant/link                       -   303 422 422 422 422 422 422 422 422
+POST   /me/homeassistant/unlink                     -   303 303 303 303 303 303 303 303 303
+POST   /me/homeassistant/share                      -   303 422 422 422 422 422 422 422 422
+POST   /me/homeassistant/unshare                    P   303 404 303 404 404 404 404 404 404
+POST   /me/homeassistant/unshare                    XS  303 404 404 404 404 404 404 404 404
+GET    /api/v1/me/homeassistant                     -   401 200 200 200 200 200 200 200 200
+PUT    /api/v1/me/homeassistant                     -   401 422 422 422 422 422 422 422 422
+DELETE /api/v1/me/homeassistant                     -   401 404 204 404 404 404 404 404 404
+GET    /api/v1/me/homeassistant/entities            -   401 409 502 409 409 409 409 409 409
+POST   /api/v1/me/homeassistant/shares              -   401 409 502 409 409 409 409 409 409
+DELETE /api/v1/me/homeassistant/shares/{entity_id}  P   401 404 204 404 404 404 404 404 404
+DELETE /api/v1/me/homeassistant/shares/{entity_id}  XS  401 404 404 404 404 404 404 404 404
 """
 
 
@@ -301,6 +335,8 @@ class World:
     rules: dict[str, str] = field(default_factory=dict)
     token_id: str = ""
     channel_id: str = ""
+    entities: dict[str, str] = field(default_factory=dict)  # thing → a shared Home Assistant entity
+    ha_url: str = ""  # every linked Home Assistant: a port that never answers
 
 
 def _alerting(d: Directory, store: Store, clock: Clock, telemetry: Telemetry) -> AlertService:
@@ -315,8 +351,8 @@ def _alerting(d: Directory, store: Store, clock: Clock, telemetry: Telemetry) ->
     )
 
 
-def _build(directory: Path) -> World:
-    world = World(directory / "hub.sqlite")
+def _build(directory: Path, ha_url: str) -> World:
+    world = World(directory / "hub.sqlite", ha_url=ha_url)
     store = Store(f"sqlite:///{world.file}")
     store.migrate()
     d, accounts, clock = Directory(store), Accounts(store, hasher=FAST_HASH), Clock(NOW - 1000)
@@ -379,13 +415,30 @@ def _build(directory: Path) -> World:
     token, _ = accounts.create_token(ids["zed"], "zed's script", now=NOW - 100)
     world.token_id = token.id
     world.channel_id = AlertStore(store).add_channel(ids["zed"], "apprise", "json://zed.example/", now=NOW).id
+    # the owner and someone else have each linked their Home Assistant and share one entity of it
+    links = HaLinks(store)
+    for who, entity in (("olga", OWN_ENTITY), ("zed", OTHERS_ENTITY)):
+        links.link(ids[who], ha_url, HA_TOKENS[who], now=clock())
+        rain = Thing(id=f"ha_link.{who}-rain", name="rain gauge", visibility=Visibility.PUBLIC)
+        d.create_thing(rain, owner=ids[who], actor=ids[who], now=clock())
+        links.add_share(HaShare(ids[who], entity, rain.id, "precipitation", False, clock()))
+    world.entities = {THINGS["P"]: OWN_ENTITY, THINGS["XS"]: OTHERS_ENTITY, THINGS["XP"]: OTHERS_ENTITY}
     store.close()
     return world
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> World:
-    return _build(tmp_path_factory.mktemp("matrix-template"))
+def ha_url() -> Iterator[str]:
+    """A Home Assistant that never answers: a port bound on 127.0.0.1 but not listening, so every
+    connection is refused at once and no other process can take the port while the module runs."""
+    with socket.socket() as bound:
+        bound.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{bound.getsockname()[1]}"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory, ha_url: str) -> World:
+    return _build(tmp_path_factory.mktemp("matrix-template"), ha_url)
 
 
 class Case:
@@ -444,6 +497,13 @@ class Case:
             alerts=service,
             history=self.sink,
             push=lambda topic, payload: True,
+            # the link manager as the hub builds it over this store, not started (no thread, no
+            # connection until an operation needs one); its counters on a registry of its own
+            homeassistant_source=HaSource(
+                HaLinkDesk(HaLinks(store), d, SourceSettings(timeout_s=3.0), clock=clock),
+                lambda topic, payload: True,
+                Telemetry(),
+            ),
         )
 
     def reset(self) -> None:
@@ -486,6 +546,8 @@ JSON_BODIES: dict[str, dict[str, Any]] = {
     "/api/v1/things/{thing_id}/rules": RULE,
     "/api/v1/alerts/{alert_id}/{step}": {},
     "/api/v1/push/airrohr": {"esp8266id": "77", "sensordatavalues": [{"value_type": "SDS_P1", "value": "3"}]},
+    "/api/v1/me/homeassistant": {"url": "{H}", "token": HA_TOKENS["typed"]},
+    "/api/v1/me/homeassistant/shares": {"entity_id": "sensor.new_rain", "visibility": "neighbors"},
 }
 FORM_BODIES: dict[str, dict[str, str]] = {
     "/login": {"pseudonym": "rita", "password": "not the password"},
@@ -505,6 +567,9 @@ FORM_BODIES: dict[str, dict[str, str]] = {
     "/admin/things/{thing_id}": {"name": "Renamed", "visibility": "public", "share": "none", "place": ""},
     "/admin/things/{thing_id}/tags": {"tag": "0A0B0C0D"},
     "/admin/relations": {"pseudonym": "rita", "thing": "{T}", "kind": "stewards", "until": ""},
+    "/me/homeassistant/link": {"url": "{H}", "token": HA_TOKENS["typed"]},
+    "/me/homeassistant/share": {"entity_id": "sensor.new_rain", "visibility": "neighbors"},
+    "/me/homeassistant/unshare": {"entity_id": "{E}"},
 }
 #: the concrete path each route is called on, by its template
 CONCRETE = {
@@ -515,6 +580,7 @@ CONCRETE = {
     "{rule_id}": "{U}",
     "{token_id}": "{K}",
     "{channel_id}": "{C}",
+    "{entity_id}": "{E}",
     "{pseudonym}": "rita",
     "{step}": "acknowledge",
     "{decision}": "approve",
@@ -532,6 +598,8 @@ def concrete(path: str, world: World, thing: str) -> str:
         "{U}": world.rules.get(thing, f"rule-{thing}"),
         "{K}": world.token_id,
         "{C}": world.channel_id,
+        "{E}": world.entities.get(thing, MISSING_ENTITY),
+        "{H}": world.ha_url,
     }
     for placeholder, value in values.items():
         path = path.replace(placeholder, value)
@@ -561,12 +629,12 @@ def request(
         headers["X-CSRF-Token"] = token
     if route in JSON_BODIES:
         body = {
-            k: v.replace("{T}", thing) if isinstance(v, str) else v for k, v in JSON_BODIES[route].items()
+            k: concrete(v, world, thing) if isinstance(v, str) else v for k, v in JSON_BODIES[route].items()
         }
         if route == "/api/v1/push/airrohr":
             headers["X-Sensor"] = "esp8266-77"
         return client.request(method, url, json=body, headers=headers)
-    form = {k: v.replace("{T}", thing) for k, v in FORM_BODIES.get(route, {}).items()}
+    form = {k: concrete(v, world, thing) for k, v in FORM_BODIES.get(route, {}).items()}
     if route in ("/login", "/join"):  # forms shown before sign-in: the double-submit cookie
         client.cookies.set("hub_form", "form-token")
         if csrf is not None:
@@ -580,9 +648,14 @@ def request(
 
 MATRIX = _parse(MATRIX_TEXT)
 #: the route parameters that name a thing, or something of one thing
-THING_ROUTES = ("{thing_id}", "{loan_id}", "{alert_id}", "{relation_id}", "{rule_id}", "{T}")
-#: routes whose body names the thing
-BODY_THING_ROUTES = ("POST /api/v1/loans", "POST /api/v1/relations", "POST /admin/relations")
+THING_ROUTES = ("{thing_id}", "{loan_id}", "{alert_id}", "{relation_id}", "{rule_id}", "{entity_id}", "{T}")
+#: routes whose body names the thing (or a Home Assistant entity shared as one)
+BODY_THING_ROUTES = (
+    "POST /api/v1/loans",
+    "POST /api/v1/relations",
+    "POST /admin/relations",
+    "POST /me/homeassistant/unshare",
+)
 
 
 def names_a_thing(method: str, route: str) -> bool:
@@ -630,6 +703,9 @@ def test_each_role_gets_the_written_status(case: Case, method: str, route: str) 
             location = response.headers.get("location", "")
             for token in session_tokens(world):
                 assert token not in location and token not in body, (role, target)
+            # a Home Assistant token is taken, never shown: not even its owner gets it back
+            for token in HA_TOKENS.values():
+                assert token not in body and token not in location, (role, target)
             if got == 303 and role == "anonymous":
                 assert location.startswith("/login?next="), (role, target, location)
     assert not wrong, f"{method} {route}:\n" + "\n".join(wrong)
@@ -650,13 +726,15 @@ def test_a_resident_who_does_not_exist_answers_404_to_everyone_signed_in(fresh: 
 
 def _masked(text: str, world: World, thing: str) -> str:
     for value in (
+        world.entities.get(thing, MISSING_ENTITY),
         world.loans.get(thing, f"loan-{thing}"),
         world.alerts.get(thing, f"alert-{thing}"),
         world.watches.get(thing, f"rel-{thing}"),
         world.rules.get(thing, f"rule-{thing}"),
         thing,
     ):
-        text = text.replace(value, "ID")
+        # case aside: a message that starts with the id starts with a capital
+        text = re.sub(re.escape(value), "ID", text, flags=re.IGNORECASE)
     return text
 
 
