@@ -29,6 +29,16 @@ settings.load_profile("hub")
 S = TypeVar("S", bound=Service)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Groups for pytest-xdist's ``--dist loadgroup`` (scripts/test): a file's tests stay on one worker,
+    so its module fixtures start once, and every test of the real Home Assistant goes to the worker
+    that started it."""
+    for item in items:
+        fixtures = getattr(item, "fixturenames", ())
+        group = "homeassistant" if "real_homeassistant" in fixtures else item.nodeid.split("::", 1)[0]
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 def _started(
     make: Callable[..., S], tmp_path_factory: pytest.TempPathFactory, name: str
 ) -> Iterator[Callable[..., S]]:
