@@ -11,10 +11,12 @@ from pathlib import Path
 
 
 class HubProcess:
-    """`hub run --config FILE` as a subprocess, as systemd would run it; ``output()`` reads its log live."""
+    """`hub run --config FILE [ARGS]` as a subprocess, as systemd would run it; ``output()`` reads its log
+    live. ``args``: more options, such as ``--role ingest --worker w1``."""
 
-    def __init__(self, config: Path) -> None:
+    def __init__(self, config: Path, *args: str) -> None:
         self.config = config
+        self.args = list(args)
         self.proc: subprocess.Popen[str] | None = None
         self.stderr = ""
         self.log = config.with_name(f"{config.stem}-{uuid.uuid4().hex[:6]}.log")
@@ -24,7 +26,7 @@ class HubProcess:
         self._offset = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("a") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "hub.cli", "run", "--config", str(self.config)],
+                [sys.executable, "-m", "hub.cli", "run", "--config", str(self.config), *self.args],
                 stderr=log,
                 stdout=subprocess.DEVNULL,
                 text=True,

@@ -10,10 +10,7 @@ checks that its share arrives then (docs/scale-out.md).
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -46,26 +43,6 @@ PM25_HIGH = {"kind": "threshold", "id": "pm25-high", "measurement": "pm25", "abo
 OFFLINE = {"kind": "offline", "id": "offline", "debounce_s": 0}
 #: per alert thing and round: above 50 opens, between 40 and 50 holds (hysteresis), below 40 clears
 PM25_ROUND = [10.0, 60.0, 45.0, 55.0, 44.0, 30.0, 70.0, 48.0, 20.0]
-
-
-class RoleProcess(HubProcess):
-    """`hub run --config FILE --role ROLE [--worker NAME]`."""
-
-    def __init__(self, config: Path, *args: str) -> None:
-        super().__init__(config)
-        self.args = list(args)
-
-    def start(self) -> RoleProcess:
-        self._offset = self.log.stat().st_size if self.log.exists() else 0
-        with self.log.open("a") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "hub.cli", "run", "--config", str(self.config), *self.args],
-                stderr=log,
-                stdout=subprocess.DEVNULL,
-                text=True,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
-        return self
 
 
 class Watcher:
@@ -218,9 +195,9 @@ scale_out:
     # a retained reading from before the hub: each worker's first subscription replays it
     seed = publisher(mosquitto)
     seed.publish("neighborhood/things/r-0/state", '{"pm25": 12.5}', qos=1, retain=True).wait_for_publish(5)
-    state = RoleProcess(config, "--role", "state").start()
+    state = HubProcess(config, "--role", "state").start()
     workers = {
-        name: RoleProcess(config, "--role", "ingest", "--worker", name).start() for name in ("w1", "w2")
+        name: HubProcess(config, "--role", "ingest", "--worker", name).start() for name in ("w1", "w2")
     }
     processes.extend([state, *workers.values()])
     watcher.wait_online("neighborhood/hub/status", state)
