@@ -180,6 +180,7 @@ _SENSOR_CLASSES: Final[dict[str, str]] = {
     "power": "power",
     "energy": "energy",
     "signal_strength": "rssi",
+    "precipitation": "precipitation",
 }
 #: binary_sensor device class → (canonical name, canonical = NOT on). A door is "on" when open; the
 #: canonical contact is true when closed.

@@ -827,6 +827,8 @@ SENSOR_CLASSES = [
     ("energy", "kWh", "12.3", {"energy": 12.3}),
     ("power", "kWh", "12.3", {"energy": 12.3}),  # Tasmota's class on an energy counter
     ("signal_strength", "dBm", "-61", {"rssi": -61.0}),
+    ("precipitation", "mm", "12.4", {"precipitation": 12.4}),
+    ("precipitation", "in", "0.5", {"precipitation": 12.7}),  # a rain gauge set to inches
 ]
 
 
