@@ -94,6 +94,9 @@ def _refused(exc: Exception, *, upstream: int = 502) -> Refused:
 
 
 def _sentence(message: str) -> str:
+    """The message as a sentence, but an entity id it starts with (``sensor.rain``) stays as it is."""
+    if "." in message.split(" ", 1)[0]:
+        return message
     return message[:1].upper() + message[1:]
 
 
