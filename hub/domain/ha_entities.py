@@ -86,11 +86,11 @@ BINARY_CLASSES: Final[dict[str, tuple[str, bool]]] = {
     "smoke": ("smoke", False),
     "tamper": ("tamper", False),
 }
-#: Units that name one measurement on their own (µg/m³ and % do not: pm1/pm25/pm10, humidity/battery).
+#: Units that name one measurement on their own (µg/m³ and % do not: pm1/pm25/pm10, humidity/battery;
+#: nor does K, which is a light's colour temperature more often than a thermometer's).
 UNIT_MEASUREMENTS: Final[dict[str, str]] = {
     "°C": "temperature",
     "°F": "temperature",
-    "K": "temperature",
     "hPa": "pressure",
     "Pa": "pressure",
     "kPa": "pressure",
@@ -102,10 +102,12 @@ UNIT_MEASUREMENTS: Final[dict[str, str]] = {
     "dB(A)": "noise",
     "V": "voltage",
     "mV": "voltage",
+    "kV": "voltage",
     "A": "current",
     "mA": "current",
     "W": "power",
     "kW": "power",
+    "mW": "power",
     "Wh": "energy",
     "kWh": "energy",
     "MWh": "energy",

@@ -24,6 +24,7 @@ from jinja2.filters import FILTERS
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from hub.domain.events import Availability, Discovery, Event, Ignored, Rejected
+from hub.domain.ha_entities import BINARY_CLASSES, SENSOR_CLASSES, UNIT_MEASUREMENTS
 from hub.domain.units import NO_VALUE, UnitError, convert, normalize_unit, parse_bool, parse_number
 from hub.ingest.decoder import PayloadError, Subscription, Values, decode_json_object, decode_text, thing_id
 
@@ -162,71 +163,16 @@ _SHARED_OPTIONS: Final = (
 
 # -- what an entity means ---------------------------------------------------------------------------------
 
-_SENSOR_CLASSES: Final[dict[str, str]] = {
-    "temperature": "temperature",
-    "humidity": "humidity",
-    "pressure": "pressure",
-    "atmospheric_pressure": "pressure",
-    "pm1": "pm1",
-    "pm25": "pm25",
-    "pm10": "pm10",
-    "carbon_dioxide": "co2",
-    "volatile_organic_compounds_parts": "voc",
-    "illuminance": "illuminance",
-    "sound_pressure": "noise",
-    "battery": "battery",
-    "voltage": "voltage",
-    "current": "current",
-    "power": "power",
-    "energy": "energy",
-    "signal_strength": "rssi",
-    "precipitation": "precipitation",
-}
-#: binary_sensor device class → (canonical name, canonical = NOT on). A door is "on" when open; the
-#: canonical contact is true when closed.
-_BINARY_CLASSES: Final[dict[str, tuple[str, bool]]] = {
-    "moisture": ("water_leak", False),
-    "door": ("contact", True),
-    "window": ("contact", True),
-    "opening": ("contact", True),
-    "garage_door": ("contact", True),
-    "motion": ("occupancy", False),
-    "occupancy": ("occupancy", False),
-    "presence": ("occupancy", False),
-    "smoke": ("smoke", False),
-    "tamper": ("tamper", False),
-}
+_SENSOR_CLASSES: Final = SENSOR_CLASSES
+#: binary_sensor device class → (canonical name, canonical = NOT on). A device's presence sensor is a
+#: place's occupancy here; only a resident's own Home Assistant refuses it as personal (ha_entities).
+_BINARY_CLASSES: Final[dict[str, tuple[str, bool]]] = {**BINARY_CLASSES, "presence": ("occupancy", False)}
 #: A device class that names a quantity only in one unit: signal strength is rssi only in dBm.
 _REQUIRED_UNIT: Final[dict[str, str]] = {"signal_strength": "dBm"}
 #: Firmwares that put power's class on an energy counter (Tasmota's kWh ``power``): the unit decides.
 _SIBLING: Final[dict[str, str]] = {"power": "energy", "energy": "power"}
 
-#: Units that name one measurement on their own (µg/m³ and % do not: pm1/pm25/pm10, humidity/battery).
-_UNIT_MEASUREMENT: Final[dict[str, str]] = {
-    "°C": "temperature",
-    "°F": "temperature",
-    "hPa": "pressure",
-    "Pa": "pressure",
-    "kPa": "pressure",
-    "mmHg": "pressure",
-    "inHg": "pressure",
-    "lx": "illuminance",
-    "ppm": "co2",
-    "ppb": "voc",
-    "dB(A)": "noise",
-    "V": "voltage",
-    "mV": "voltage",
-    "kV": "voltage",
-    "A": "current",
-    "mA": "current",
-    "W": "power",
-    "kW": "power",
-    "mW": "power",
-    "Wh": "energy",
-    "kWh": "energy",
-    "MWh": "energy",
-    "dBm": "rssi",
-}
+_UNIT_MEASUREMENT: Final = UNIT_MEASUREMENTS
 #: Words that say a ppm sensor measures some other gas than CO2.
 _OTHER_GASES: Final = frozenset(
     {"co", "monoxide", "voc", "tvoc", "hcho", "formaldehyde", "ozone", "o3", "no2", "nh3", "ch4", "methane",
