@@ -3,8 +3,9 @@
 SQLite in WAL mode with ``synchronous=FULL``: a batch is on disk when ``append`` returns, so a reading
 acknowledged to the broker survives a crash or a power cut. Bounded by size (``storage.spool_max_mb``,
 counted as the bytes of line protocol held): past the bound the oldest batches are dropped, counted and
-reported through ``on_drop``; once replay has brought the spool back under half its bound,
-``on_relief`` is called (the hub clears its spool alert there).
+reported through ``on_drop`` (the newest batch stays even when it alone is larger than the bound);
+once replay has brought the spool back under half its bound, ``on_relief`` is called (the hub clears
+its spool alert there).
 
 The same file holds two smaller things that must be durable with the batches:
 
@@ -141,6 +142,11 @@ class Spool:
         """The highest journal sequence number written so far."""
         with self._lock:
             return int(self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM journal").fetchone()[0])
+
+    def usage(self) -> tuple[int, int, int]:
+        """(batches, points, bytes) held, read between appends (the counters move within one)."""
+        with self._lock:
+            return self.batches, self.points, self.bytes
 
     def _drop_oldest(self) -> int:
         dropped = 0

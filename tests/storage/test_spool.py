@@ -45,3 +45,13 @@ def test_past_its_bound_the_oldest_is_dropped_and_counted(tmp_path: Path) -> Non
     assert sum(dropped) == spool.dropped_points
     _ids, body, _points = spool.oldest(10)
     assert body == bytes([65 + (30 - spool.batches) % 26]) * 100  # the newest batches are the ones kept
+
+
+def test_a_batch_larger_than_the_bound_is_kept_alone(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool.sqlite", max_bytes=1000)
+    spool.append(b"a" * 400, 4)
+    spool.append(b"b" * 1500, 15)  # the newest readings are never the ones dropped
+    assert spool.usage() == (1, 15, 1500)
+    assert spool.dropped_points == 4
+    spool.append(b"c" * 100, 1)
+    assert spool.usage() == (1, 1, 100)
