@@ -20,7 +20,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from faultproxy import FaultProxy, Mode
 from hubprocess import HubProcess
 from paho.mqtt.enums import CallbackAPIVersion
 from services import LOOPBACK, InfluxDB1, Mosquitto, Service
+from waiting import seconds_until, wait_for
 
 __all__ = [
     "LOOPBACK",
@@ -46,6 +47,7 @@ __all__ = [
     "influx_times",
     "kill",
     "restart",
+    "seconds_until",
     "soak_enabled",
     "thaw",
     "wait_for",
@@ -100,18 +102,6 @@ def restart(service: Service, down_for: float = 0.0, *, clean: bool = False) -> 
         time.sleep(down_for)
     service.start()
     return time.monotonic()
-
-
-def wait_for(check: Callable[[], bool], timeout: float, what: str, every: float = 0.05) -> float:
-    """Poll ``check`` until true; returns the seconds it took. Fails naming ``what`` on timeout."""
-    start = time.monotonic()
-    deadline = start + timeout
-    while True:
-        if check():
-            return time.monotonic() - start
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(every)
 
 
 # -- MQTT ----------------------------------------------------------------------------------------------

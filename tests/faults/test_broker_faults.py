@@ -24,6 +24,7 @@ from faultkit import (
     hub_config,
     influx_count,
     kill,
+    seconds_until,
     wait_for,
 )
 
@@ -103,7 +104,7 @@ def broker_kill_restart(
 ) -> dict[str, float]:
     """Kill the broker, keep it down ``down_for`` s, start it; figures of the hub's return."""
     killed = kill(mosquitto)
-    noticed = wait_for(lambda: not connected(hub), 10, "the hub to notice the dead broker")
+    noticed = seconds_until(lambda: not connected(hub), 10, "the hub to notice the dead broker")
     assert hub.health()["mqtt"]["status"] == "down"
     time.sleep(max(0.0, down_for - (time.monotonic() - killed)))
     mosquitto.start()
@@ -154,7 +155,9 @@ def test_reconnect_backoff_is_capped(tmp_path: Path) -> None:
 
 def detect_silence(hub: Hub, keepalive: float) -> tuple[float, dict[str, str]]:
     """Seconds until the hub's connection is down, and its MQTT health then."""
-    detection = wait_for(lambda: not connected(hub), 4 * keepalive, "the hub to notice the silent broker")
+    detection = seconds_until(
+        lambda: not connected(hub), 4 * keepalive, "the hub to notice the silent broker"
+    )
     return detection, hub.health()["mqtt"]
 
 
@@ -182,7 +185,7 @@ def test_frozen_broker_is_detected_within_1_5_keepalives_and_nothing_is_lost(
         frozen_for = time.monotonic() - at
         time.sleep(max(0.0, 2 * KEEPALIVE - frozen_for))  # stay frozen a while: reconnects go nowhere
     thawed = time.monotonic()
-    recovered = wait_for(lambda: connected(hub), 20, "the hub to reconnect after SIGCONT")
+    recovered = seconds_until(lambda: connected(hub), 20, "the hub to reconnect after SIGCONT")
     for info in during:
         info.wait_for_publish(20)
     wait_for(lambda: stored(influxdb_v1, db) >= sent, 30, f"all {sent} points after the thaw")
@@ -225,7 +228,7 @@ def test_silently_dropping_network_is_detected_within_1_5_keepalives_and_nothing
     time.sleep(KEEPALIVE)  # a few reconnects into the blackhole
     proxy.passthrough()
     healed = time.monotonic()
-    recovered = wait_for(lambda: connected(hub), 20, "the hub to reconnect once the network heals")
+    recovered = seconds_until(lambda: connected(hub), 20, "the hub to reconnect once the network heals")
     wait_for(lambda: stored(influxdb_v1, db) >= sent, 30, f"all {sent} points after the network healed")
     all_stored = time.monotonic() - healed
     publisher.close()

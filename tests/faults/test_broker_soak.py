@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from faultkit import InfluxDB1, Mosquitto, Publisher, hub_config, influx_count, wait_for
+from faultkit import InfluxDB1, Mosquitto, Publisher, hub_config, influx_count, seconds_until, wait_for
 
 from hub.app import Hub
 from hub.config import HubConfig
@@ -77,7 +77,7 @@ def test_broker_kill_restart_cycles_under_load_lose_nothing(
             downs.append(down)
             time.sleep(down)
             broker.start()
-            reconnects.append(wait_for(mqtt.connected.is_set, 30, "the hub to reconnect"))
+            reconnects.append(seconds_until(mqtt.connected.is_set, 30, "the hub to reconnect"))
         load.stop.set()
         load.join(10)
         wait_for(lambda: load.publisher.acked >= load.published, 60, "the broker to take every reading")

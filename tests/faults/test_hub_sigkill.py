@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from faultkit import FaultProxy, HubProcess, hub_config, soak_enabled, wait_for, write_config
+from faultkit import FaultProxy, HubProcess, hub_config, seconds_until, soak_enabled, write_config
 from ingestkit import PacedPublisher, per_thing, stored, wait_hub_online
 from services import InfluxDB1, Mosquitto
 
@@ -64,7 +64,7 @@ def _kill_run(
     time.sleep(between_s)
     published = publisher.stop()
     run_s = time.monotonic() - started
-    drained = wait_for(lambda: stored(influx, db) >= published, 90, f"{published} points stored")
+    drained = seconds_until(lambda: stored(influx, db) >= published, 90, f"{published} points stored")
     time.sleep(2.0)  # redeliveries and replays still in flight would show up as extra points
     counts = per_thing(influx, db)
     total = sum(counts.values())

@@ -7,7 +7,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from faultkit import T0, InfluxDB1, Mosquitto, Publisher, hub_config, influx_count, wait_for
+from faultkit import T0, InfluxDB1, Mosquitto, Publisher, hub_config, influx_count, seconds_until, wait_for
 
 from hub.app import Hub
 from hub.config import HubConfig
@@ -34,7 +34,7 @@ def test_5000_retained_states_at_start_up_are_all_loaded(
     start = time.monotonic()
     hub.start()
     try:
-        received = wait_for(
+        received = seconds_until(
             lambda: hub.telemetry.value("hub_messages_received_total") >= THINGS,
             60,
             f"{THINGS} retained messages received",
@@ -46,8 +46,10 @@ def test_5000_retained_states_at_start_up_are_all_loaded(
                 sum(1 for t in range(THINGS) if (s := hub.live.get(f"thing-{t:04d}")) and s.values) == THINGS
             )
 
-        live = received + wait_for(all_live, 60, f"{THINGS} things with their latest value", every=0.1)
-        points = wait_for(lambda: influx_count(influxdb_v1, db) >= THINGS, 60, f"{THINGS} points", every=0.1)
+        live = received + seconds_until(all_live, 60, f"{THINGS} things with their latest value", every=0.1)
+        points = seconds_until(
+            lambda: influx_count(influxdb_v1, db) >= THINGS, 60, f"{THINGS} points", every=0.1
+        )
         wait_for(
             lambda: len(hub.store.load_things()) >= THINGS, 60, f"{THINGS} things in the store", every=0.2
         )

@@ -17,6 +17,7 @@ import pytest
 from hubprocess import HubProcess
 from paho.mqtt.enums import CallbackAPIVersion
 from services import REPO, Mosquitto
+from waiting import wait_for
 
 from hub.config import parse_config
 from hub.domain.model import Location, Share, Thing, Visibility
@@ -78,15 +79,6 @@ class Listener:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
-
-
-def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
 
 
 def register(store_dir: Path) -> None:

@@ -18,6 +18,7 @@ import pytest
 from hubprocess import HubProcess
 from paho.mqtt.enums import CallbackAPIVersion
 from services import InfluxDB1, Mosquitto, VictoriaMetrics
+from waiting import wait_for
 
 from hub.app import Hub
 from hub.config import HubConfig, parse_config
@@ -51,15 +52,6 @@ def publish_readings(broker: Mosquitto, things: int, per_thing: int, qos: int = 
         info.wait_for_publish(30)
     client.disconnect()
     client.loop_stop()
-
-
-def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
 
 
 def influx_count(server: InfluxDB1, db: str) -> int:

@@ -15,6 +15,7 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from services import Mosquitto
+from waiting import wait_for
 
 from hub.app import Hub
 from hub.config import HubConfig
@@ -84,15 +85,6 @@ def scan(broker: Mosquitto, tag: str) -> None:
     client.publish("neighborhood/readers/workshop/scan", json.dumps({"tag": tag}), qos=1).wait_for_publish(5)
     client.disconnect()
     client.loop_stop()
-
-
-def wait_for(check, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def start_hub(tmp_path: Path, broker: Mosquitto, clock: StepClock) -> Hub:

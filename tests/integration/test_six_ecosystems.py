@@ -26,6 +26,7 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from services import InfluxDB1, Mosquitto
+from waiting import wait_for
 
 from hub.storage.store import Store
 
@@ -198,15 +199,6 @@ def hub_run(tmp_path: Path) -> Iterator[Callable[[Path], subprocess.Popen[str]]]
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-
-
-def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
 
 
 def mqtt_client(broker: Mosquitto) -> paho.Client:

@@ -14,6 +14,7 @@ import pytest
 from local_servers import RecordingServer, retained_payload
 from paho.mqtt.enums import CallbackAPIVersion
 from services import Mosquitto
+from waiting import wait_for
 
 from hub.app import Hub
 from hub.config import HubConfig
@@ -36,15 +37,6 @@ class StepClock:
 
     def __call__(self) -> float:
         return time.time() + self.offset
-
-
-def wait_for(check, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def publish(broker: Mosquitto, thing: str, values: dict) -> None:

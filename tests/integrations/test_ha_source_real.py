@@ -28,6 +28,7 @@ from faults.faultproxy import FaultProxy
 from homeassistant_real import RealHomeAssistant
 from hubprocess import HubProcess
 from services import InfluxDB1, Mosquitto
+from waiting import wait_for
 
 from hub.app import Hub
 from hub.cli import main
@@ -70,17 +71,6 @@ def set_state(ha: RealHomeAssistant, entity_id: str, state: str, attributes: dic
 def points(influx: InfluxDB1, db: str, thing: str, field: str) -> list[Any]:
     rows = influx.rows(db, f'SELECT "{field}" FROM "reading" WHERE "thing" = \'{thing}\'')
     return [row[field] for row in rows]
-
-
-def wait_for(check: Callable[[], Any], timeout: float, what: str, step: float = 0.02) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout:g} s")
-        time.sleep(step)
 
 
 def unique(prefix: str) -> str:
@@ -331,7 +321,7 @@ def test_a_silent_or_unreachable_home_assistant_takes_its_things_offline_with_a_
             assert 2 <= attempts <= 8, attempts  # retried, but no tight loop
 
             proxy.passthrough()
-            wait_for(lambda: hub.live.get(thing).online, 5, "back online", step=0.1)  # type: ignore[union-attr]
+            wait_for(lambda: hub.live.get(thing).online, 5, "back online", every=0.1)  # type: ignore[union-attr]
             set_state(ha, entity, "11.5", TEMPERATURE)
             wait_for(lambda: 11.5 in points(influxdb_v1, db, thing, "temperature"), 5, "readings again")
         finally:

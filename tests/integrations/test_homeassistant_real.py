@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ import pytest
 from homeassistant_real import RealHomeAssistant
 from paho.mqtt.enums import CallbackAPIVersion
 from services import Mosquitto
+from waiting import wait_for
 
 from hub.app import Hub
 from hub.config import HubConfig
@@ -36,15 +37,6 @@ def fresh_id() -> str:
 def held(ha: RealHomeAssistant, notification_id: str) -> list[dict[str, Any]]:
     """The notifications Home Assistant holds under ``notification_id`` (at most one when all is well)."""
     return [n for n in ha.notifications() if n["notification_id"] == notification_id]
-
-
-def wait_for(check: Callable[[], Any], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
 
 
 def test_check_accepts_the_onboarded_token(real_homeassistant: RealHomeAssistant) -> None:

@@ -20,6 +20,7 @@ import pytest
 from homeassistant_real import RealHomeAssistant
 from paho.mqtt.enums import CallbackAPIVersion
 from services import Mosquitto
+from waiting import wait_for
 
 from hub import __version__
 from hub.app import Hub
@@ -74,17 +75,6 @@ def set_up_mqtt(ha: RealHomeAssistant, broker: Mosquitto) -> None:
         {"broker": broker.host, "port": broker.port},
     )
     assert status == 200 and done["type"] == "create_entry", done
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = TIMEOUT) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {what} (last: {last!r})")
 
 
 def entity_id(ha: RealHomeAssistant, unique_id: str) -> str | None:
@@ -180,24 +170,30 @@ def test_home_assistant_shows_the_hub_its_shared_things_custody_and_alerts(
         )
         hub.alerting.sync_things(now)
         publish(mosquitto, f"{BASE}/things/{WASHER}/availability", "online", retain=True)
-        wait_for("the hub's first config", lambda: hub.ha_discovery and hub.ha_discovery.published_configs)
+        wait_for(
+            lambda: hub.ha_discovery and hub.ha_discovery.published_configs, TIMEOUT, "the hub's first config"
+        )
         # the config is retained already; Home Assistant connecting announces itself, and the hub answers
         published = hub.ha_discovery.published_configs
         set_up_mqtt(ha, mosquitto)
         wait_for(
-            "the hub republishing on Home Assistant's birth message",
             lambda: hub.ha_discovery and hub.ha_discovery.published_configs > published,
+            TIMEOUT,
+            "the hub republishing on Home Assistant's birth message",
         )
 
         washer_key, drill_key = object_id(WASHER), object_id(DRILL)
         availability = wait_for(
-            "the washer's availability entity",
             lambda: entity_id(ha, f"{client_id}_{washer_key}_availability"),
+            TIMEOUT,
+            "the washer's availability entity",
         )
         custody = wait_for(
-            "the drill's custody entity", lambda: entity_id(ha, f"{client_id}_{drill_key}_custody")
+            lambda: entity_id(ha, f"{client_id}_{drill_key}_custody"), TIMEOUT, "the drill's custody entity"
         )
-        alerts = wait_for("the alert count entity", lambda: entity_id(ha, f"{client_id}_active_alerts"))
+        alerts = wait_for(
+            lambda: entity_id(ha, f"{client_id}_active_alerts"), TIMEOUT, "the alert count entity"
+        )
         hub_slug = client_id.replace("-", "_")
         assert availability == f"binary_sensor.{hub_slug}_washer_basement_availability"
         assert custody == f"sensor.{hub_slug}_drill_custody"
@@ -218,29 +214,29 @@ def test_home_assistant_shows_the_hub_its_shared_things_custody_and_alerts(
         assert {availability, custody, alerts} <= on_device
 
         # availability follows the thing
-        found = wait_for("the washer online", state_is(ha, availability, "on"))
+        found = wait_for(state_is(ha, availability, "on"), TIMEOUT, "the washer online")
         assert found["attributes"]["device_class"] == "connectivity"
         publish(mosquitto, f"{BASE}/things/{WASHER}/availability", "offline", retain=True)
-        wait_for("the washer offline", state_is(ha, availability, "off"))
+        wait_for(state_is(ha, availability, "off"), TIMEOUT, "the washer offline")
         publish(mosquitto, f"{BASE}/things/{WASHER}/availability", "online", retain=True)
-        wait_for("the washer online again", state_is(ha, availability, "on"))
+        wait_for(state_is(ha, availability, "on"), TIMEOUT, "the washer online again")
 
         # the alert count
-        found = wait_for("no alerts", state_is(ha, alerts, "0"))
+        found = wait_for(state_is(ha, alerts, "0"), TIMEOUT, "no alerts")
         assert found["attributes"]["state_class"] == "measurement"
         publish(mosquitto, f"{BASE}/things/{WASHER}/state", json.dumps({"water_leak": True}))
-        wait_for("one active alert", state_is(ha, alerts, "1"))
+        wait_for(state_is(ha, alerts, "1"), TIMEOUT, "one active alert")
 
         # custody: available, then bob's pseudonym with the due time
-        found = wait_for("the drill available", state_is(ha, custody, "available"))
+        found = wait_for(state_is(ha, custody, "available"), TIMEOUT, "the drill available")
         assert found["attributes"]["overdue"] is False and found["attributes"]["due"] is None
         loan = hub.desk.check_out(DRILL, bob.id, actor=bob.id)
-        found = wait_for("the drill out to bob", state_is(ha, custody, "bob"))
+        found = wait_for(state_is(ha, custody, "bob"), TIMEOUT, "the drill out to bob")
         due = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(loan.due))
         assert found["attributes"]["due"] == due and found["attributes"]["overdue"] is False
         assert bob.id not in json.dumps(found)
         hub.desk.check_in(DRILL, actor=bob.id)
-        wait_for("the drill back", state_is(ha, custody, "available"))
+        wait_for(state_is(ha, custody, "available"), TIMEOUT, "the drill back")
 
         # unsharing the washer removes its entity from Home Assistant
         d.update_thing(
@@ -255,14 +251,15 @@ def test_home_assistant_shows_the_hub_its_shared_things_custody_and_alerts(
             now=time.time(),
         )
         wait_for(
-            "the washer's entity gone",
             lambda: entity_id(ha, f"{client_id}_{washer_key}_availability") is None,
+            TIMEOUT,
+            "the washer's entity gone",
         )
         assert state(ha, availability) is None
-        wait_for("no alerts on shared things", state_is(ha, alerts, "0"))
+        wait_for(state_is(ha, alerts, "0"), TIMEOUT, "no alerts on shared things")
         assert entity_id(ha, f"{client_id}_{drill_key}_availability") is not None, "the drill stays"
     finally:
         hub.stop()
     # the hub's last will: every entity goes unavailable with it
-    wait_for("the entities unavailable", state_is(ha, alerts, "unavailable"))
-    wait_for("the custody unavailable", state_is(ha, custody, "unavailable"))
+    wait_for(state_is(ha, alerts, "unavailable"), TIMEOUT, "the entities unavailable")
+    wait_for(state_is(ha, custody, "unavailable"), TIMEOUT, "the custody unavailable")

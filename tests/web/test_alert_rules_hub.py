@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -15,6 +15,7 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from services import Mosquitto
+from waiting import wait_for
 
 from hub.app import Hub
 from hub.config import HubConfig
@@ -24,15 +25,6 @@ from hub.storage.accounts import Accounts
 pytestmark = pytest.mark.integration
 
 PASSWORD = "bruno keeps the air sensor"
-
-
-def wait_for(check: Callable[[], object], what: str, timeout: float = 10.0) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if found := check():
-            return found
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
@@ -67,7 +59,7 @@ def retained(broker: Mosquitto, topic: str, timeout: float = 5.0) -> dict:
     client.subscribe(topic)
     client.loop_start()
     try:
-        wait_for(lambda: got, f"a retained message on {topic}", timeout)
+        wait_for(lambda: got, timeout, f"a retained message on {topic}")
     finally:
         client.disconnect()
         client.loop_stop()
@@ -109,7 +101,7 @@ def test_a_rule_added_on_the_web_opens_an_alert_for_a_published_reading(
         publisher.disconnect()
         publisher.loop_stop()
 
-        alerts = wait_for(lambda: web.get("/api/v1/alerts").json()["alerts"], "the alert on the API")
+        alerts = wait_for(lambda: web.get("/api/v1/alerts").json()["alerts"], 10, "the alert on the API")
         (alert,) = alerts  # type: ignore[misc]
         assert (alert["thing"], alert["severity"], alert["state"]) == ("air-1", "major", "active")
         assert alert["id"].startswith(f"{rule.id}-air-1-")
@@ -117,5 +109,5 @@ def test_a_rule_added_on_the_web_opens_an_alert_for_a_published_reading(
         assert alert["id"] in web.get("/me").text  # and it is among "Alerts for me"
     topic = retained(mosquitto, f"neighborhood/alerts/{alert['id']}")
     assert (topic["thing"], topic["severity"]) == ("air-1", "major")
-    stored = wait_for(lambda: hub.alerting.store.alert(alert["id"]), "the stored alert")
+    stored = wait_for(lambda: hub.alerting.store.alert(alert["id"]), 10, "the stored alert")
     assert stored.rule_id == rule.id  # type: ignore[attr-defined]

@@ -4,21 +4,12 @@ acting on an alert from /me with CSRF, 404 alike for forbidden and missing, and 
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable
+
+from waiting import wait_for
 
 from hub.domain.alerts import AlertState
 
 # fixtures: alert_hood, alert_client, csrf, open_stream (tests/web/conftest.py)
-
-
-def wait_for(check: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def alert_ids(html: str) -> list[str]:
@@ -91,7 +82,7 @@ def test_a_watcher_acknowledges_then_claims_from_the_web_and_the_state_follows(
     assert "claimed by dee" in alert_client().get("/").text
 
     # the history page shows each step with its time and who did it
-    wait_for(lambda: len(alert_hood.service.store.history(alert_id)) >= 3, "the history to be stored")
+    wait_for(lambda: len(alert_hood.service.store.history(alert_id)) >= 3, 5, "the history to be stored")
     history = dee.get(f"/alerts/{alert_id}")
     assert history.status_code == 200
     rows = re.findall(r"<tr><td>([^<]+)</td><td>([^<]+)</td><td>([^<]+)</td></tr>", history.text)
