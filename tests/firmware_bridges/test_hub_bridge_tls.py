@@ -2,36 +2,16 @@
 
 from __future__ import annotations
 
-import shutil
 import socket
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from bridgekit import BridgeProcess, PtyReader, Subscriber
+from services import make_ca_and_server_cert
 
 pytestmark = pytest.mark.integration
-
-
-def make_ca_and_server_cert(directory: Path) -> tuple[Path, Path, Path]:
-    """A throwaway CA and a server certificate for 127.0.0.1 signed by it (openssl CLI)."""
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.fail("openssl not found: apt-get install openssl", pytrace=False)
-
-    def run(*args: str) -> None:
-        subprocess.run([openssl, *args], check=True, capture_output=True, cwd=directory)
-
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
-        "-subj", "/CN=bridge test CA", "-days", "2")  # fmt: skip
-    run("req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
-        "-subj", "/CN=127.0.0.1")  # fmt: skip
-    (directory / "san.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
-    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-        "-out", "server.pem", "-days", "2", "-extfile", "san.cnf")  # fmt: skip
-    return directory / "ca.pem", directory / "server.pem", directory / "server.key"
 
 
 def free_port() -> int:
