@@ -47,11 +47,13 @@ def _tag_set(thing: str, source: str) -> str:
 
 
 def _field_key(key: str) -> str:
+    """``key=`` escaped, or "" for a key that escapes to nothing."""
     escaped = escape(key)
+    prefix = escaped + "=" if escaped else ""
     if len(_field_keys) >= _CACHE_LIMIT:
         _field_keys.clear()
-    _field_keys[key] = escaped
-    return escaped
+    _field_keys[key] = prefix
+    return prefix
 
 
 def encode(points: Sequence[Point]) -> bytes:
@@ -59,6 +61,7 @@ def encode(points: Sequence[Point]) -> bytes:
     tag_sets = _tag_sets
     field_keys = _field_keys
     not_finite = _NOT_FINITE
+    float_repr = float.__repr__
     lines: list[str] = []
     append = lines.append
     for point in points:
@@ -69,18 +72,17 @@ def encode(points: Sequence[Point]) -> bytes:
             elif value is False:
                 text = "false"
             else:
-                text = repr(value if type(value) is float else float(value))
+                text = float_repr(value if type(value) is float else float(value))
                 if text in not_finite:
                     continue
             name = field_keys.get(key)
             if name is None:
                 name = _field_key(key)
             if name:
-                fields.append(name + "=" + text)
-        if not fields:
-            continue
-        prefix = tag_sets.get((point.thing, point.source))
-        if prefix is None:
-            prefix = _tag_set(point.thing, point.source)
-        append(f"{prefix}{','.join(fields)} {point.time_ns}")
+                fields.append(name + text)
+        if fields:
+            prefix = tag_sets.get((point.thing, point.source))
+            if prefix is None:
+                prefix = _tag_set(point.thing, point.source)
+            append(f"{prefix}{','.join(fields)} {point.time_ns}")
     return "\n".join(lines).encode()
