@@ -130,6 +130,8 @@ class Broker:
         self.credentials = loadgen.read_credentials(str(self.credentials_file))
         self.server = MosquittoWithConfig(work / "mosquitto-run", out / "mosquitto.conf", self.port)
         self._dropped = 0
+        #: $SYS/broker/store/messages/count: retained, queued and in-flight messages the broker holds
+        self.stored_messages: list[int] = []
         self._seen = threading.Event()
         self._monitor: paho.Client | None = None
 
@@ -140,15 +142,32 @@ class Broker:
         monitor = self._monitor = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-monitor")
 
         def on_message(_c: paho.Client, _u: object, message: paho.MQTTMessage) -> None:
-            self._dropped = int(message.payload)
-            self._seen.set()
+            if message.topic.endswith("/dropped"):
+                self._dropped = int(message.payload)
+                self._seen.set()
+            else:
+                self.stored_messages = [*self.stored_messages[-9:], int(message.payload)]
 
         monitor.on_message = on_message
-        monitor.on_connect = lambda c, *_: c.subscribe("$SYS/broker/publish/messages/dropped")
+        monitor.on_connect = lambda c, *_: c.subscribe(
+            [("$SYS/broker/publish/messages/dropped", 0), ("$SYS/broker/store/messages/count", 0)]
+        )
         monitor.connect("127.0.0.1", self.local_port)
         monitor.loop_start()
         if not self._seen.wait(10):
             raise RuntimeError("Mosquitto published no $SYS/broker/publish/messages/dropped within 10 s")
+
+    def wait_idle(self, timeout: float = 300.0) -> float:
+        """Wait until the broker holds no backlog: its message store moved by fewer than 50 over the last
+        three updates (a step that overloaded a QoS 1 subscriber leaves up to max_queued_messages
+        queued for it, and the next step must not start on top of them). Seconds waited."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            time.sleep(1.0)
+            last = self.stored_messages[-4:]
+            if len(last) == 4 and max(last) - min(last) < 50:
+                break
+        return time.monotonic() - started
 
     def dropped(self) -> int:
         """The broker's drop counter, as of its next $SYS update (at most 1 s away)."""
@@ -551,6 +570,9 @@ def run_step(
     extra: tuple[str, ...] = (),
 ) -> Step:
     step = Step(rate=rate, qos=qos, profile=" ".join(extra) or "steady")
+    waited = broker.wait_idle()
+    if waited > 5:
+        step.note += f"waited {waited:.0f} s for the broker to drain the previous step's backlog; "
     dropped0 = broker.dropped()
     pids = {system.name: system.pids, "mosquitto": [broker.pid], "influxd": [influx.pid]}
     cpu0 = {name: sum(map(proc_cpu, group)) for name, group in pids.items()}
@@ -1021,5 +1043,9 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    # stop cleanly (servers stopped, temporary data removed) on Ctrl-C and on SIGTERM, also when started
+    # in the background, where a shell leaves SIGINT ignored
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with contextlib.suppress(KeyboardInterrupt):
         sys.exit(main())
