@@ -29,9 +29,8 @@ from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.exception import MalformedPacket
 from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
+from paho.mqtt.properties import MalformedPacket, Properties  # paho 2.1 and 2.2 both have both here
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
@@ -243,8 +242,11 @@ class _Client(paho.Client):
                 self._in_packet = _in_packet(0, b"")
             if handled:
                 return self._loop_rc_handle(handled), True
-        with self._msgtime_mutex:
-            self._last_bytes_received = time.monotonic()
+        with self._msgtime_mutex:  # what paho's keepalive reads (2.2 renamed it)
+            if hasattr(self, "_last_bytes_received"):
+                self._last_bytes_received = time.monotonic()
+            else:
+                self._last_msg_in = time.monotonic()
         return rc, whole
 
     def _handle_publish(self) -> paho.MQTTErrorCode:
