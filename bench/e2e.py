@@ -98,6 +98,28 @@ def proc_memory(pid: int) -> tuple[int, int]:
     return rss, peak
 
 
+def versions() -> str:
+    """What ran: Python and paho-mqtt of the hub, Mosquitto, InfluxDB, Node-RED, Home Assistant."""
+    import paho.mqtt
+
+    def first_line(command: list[str]) -> str:
+        try:
+            out = subprocess.run(command, capture_output=True, text=True, timeout=10)
+        except OSError:
+            return "not installed"
+        return (out.stdout or out.stderr).strip().splitlines()[0] if (out.stdout or out.stderr) else "?"
+
+    node_red = CACHE / "node-red" / "node_modules" / "node-red" / "package.json"
+    red = json.loads(node_red.read_text())["version"] if node_red.exists() else "not installed"
+    hass = HASS.parent.parent / ".hub-installed"
+    ha = hass.read_text().split()[0] if hass.exists() else "not installed"
+    return (
+        f"Python {platform.python_version()}, paho-mqtt {paho.mqtt.__version__}; "
+        f"{first_line(['/usr/sbin/mosquitto', '-h'])}; InfluxDB {first_line(['influxd', 'version'])}; "
+        f"Node-RED {red} on Node.js {first_line(['node', '--version'])}; {ha}"
+    )
+
+
 def load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
@@ -857,6 +879,7 @@ def markdown(results: list[dict[str, Any]], args: argparse.Namespace, command: s
         f"- machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
         f"{_memory_gib():.0f} GiB, {platform.platform()}",
         f"- started {args.started}, load average (1, 5, 15 min) before each system and after it below",
+        f"- versions: {getattr(args, 'versions', '?')}",
         f"- workload: {args.devices} devices (loadgen mix {loadgen.DEFAULT_MIX}), each its own MQTT "
         f"connection (Zigbee2MQTT devices through one bridge connection); steps of {args.step_s:g} s from "
         f"{args.start_rate:g} msg/s doubling until a step is not sustained, then {args.refine} bisection(s)",
@@ -1012,6 +1035,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     args.started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    args.versions = versions()
     kinds = (
         ["hub", "node-red-naive", "node-red-batched", "homeassistant"]
         if args.peers
@@ -1033,7 +1057,8 @@ def main() -> int:
         print(f"== {kind} (load average {load_average()})", flush=True)
         results.append(run_system(kind, args))
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        recorded = {k: getattr(args, k) for k in ("started", "devices", "step_s", "start_rate", "refine")}
+        kept = ("started", "versions", "devices", "step_s", "start_rate", "refine")
+        recorded = {k: getattr(args, k) for k in kept}
         args.json.write_text(json.dumps({"command": command, "args": recorded, "results": results}, indent=1))
     text = markdown(results, args, command)
     print(text)
