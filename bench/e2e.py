@@ -152,8 +152,10 @@ class Broker:
         self.credentials = loadgen.read_credentials(str(self.credentials_file))
         self.server = MosquittoWithConfig(work / "mosquitto-run", out / "mosquitto.conf", self.port)
         self._dropped = 0
-        #: $SYS/broker/store/messages/count: retained, queued and in-flight messages the broker holds
+        #: $SYS/broker/messages/stored: retained, queued and in-flight messages the broker holds, and
+        #: when it last changed (Mosquitto publishes a $SYS value only when it changes)
         self.stored_messages: list[int] = []
+        self.stored_changed = time.monotonic()
         self._seen = threading.Event()
         self._monitor: paho.Client | None = None
 
@@ -169,10 +171,11 @@ class Broker:
                 self._seen.set()
             else:
                 self.stored_messages = [*self.stored_messages[-9:], int(message.payload)]
+                self.stored_changed = time.monotonic()
 
         monitor.on_message = on_message
         monitor.on_connect = lambda c, *_: c.subscribe(
-            [("$SYS/broker/publish/messages/dropped", 0), ("$SYS/broker/store/messages/count", 0)]
+            [("$SYS/broker/publish/messages/dropped", 0), ("$SYS/broker/messages/stored", 0)]
         )
         monitor.connect("127.0.0.1", self.local_port)
         monitor.loop_start()
@@ -180,14 +183,17 @@ class Broker:
             raise RuntimeError("Mosquitto published no $SYS/broker/publish/messages/dropped within 10 s")
 
     def wait_idle(self, timeout: float = 300.0) -> float:
-        """Wait until the broker holds no backlog: its message store moved by fewer than 50 over the last
-        three updates (a step that overloaded a QoS 1 subscriber leaves up to max_queued_messages
-        queued for it, and the next step must not start on top of them). Seconds waited."""
+        """Wait until the broker holds no backlog: its count of stored messages unchanged for 3 s, or
+        moved by fewer than 50 over its last four updates (a step that overloaded a QoS 1 subscriber
+        leaves up to max_queued_messages queued for it, and the next step must not start on top of
+        them). Seconds waited."""
         started = time.monotonic()
         while time.monotonic() - started < timeout:
             time.sleep(1.0)
             last = self.stored_messages[-4:]
-            if len(last) == 4 and max(last) - min(last) < 50:
+            if time.monotonic() - self.stored_changed > 3.0 or (
+                len(last) == 4 and max(last) - min(last) < 50
+            ):
                 break
         return time.monotonic() - started
 
