@@ -683,7 +683,7 @@ def alert_latency(system: Hub, broker: Broker, args: argparse.Namespace) -> dict
 
     listener = broker.listener("neighborhood/alerts/#", on_message)
     trigger = broker.client(FLOOD, "bench-flood")
-    duration = args.alerts * 0.2 + 30
+    duration = args.alerts * 3 + 30  # stopped when the alerts are done; a scale-out takes ~2 s per toggle
     command = [
         sys.executable, str(BENCH / "loadgen.py"), "--broker", f"127.0.0.1:{broker.port}",
         "--credentials", str(broker.credentials_file), "--devices", str(args.devices),
