@@ -533,11 +533,7 @@ class Hub:
                         points.append(Point(event.thing, event.source, event.values, int(at * 1e9)))
                     else:  # arrival time, the same again for a redelivered message
                         if arrival is None:
-                            arrival = self.stamper.arrival(
-                                message.topic, message.payload, at, qos=message.qos, dup=message.dup
-                            )
-                            if arrival[1] is not None:
-                                journal.append(arrival[1])
+                            arrival = self._arrival(message, journal)
                         point = Point(event.thing, event.source, event.values, arrival[0])
                         (held if arrival[2] else points).append(point)
                     self.alerting.on_reading(event.thing, event.values, message.received)
@@ -556,11 +552,7 @@ class Hub:
                 at = message.received
                 if event.time is None:  # the journaled arrival time: a redelivered scan is the same scan
                     if arrival is None:
-                        arrival = self.stamper.arrival(
-                            message.topic, message.payload, at, qos=message.qos, dup=message.dup
-                        )
-                        if arrival[1] is not None:
-                            journal.append(arrival[1])
+                        arrival = self._arrival(message, journal)
                     if not arrival[2]:
                         at = arrival[0] / 1e9
                 record = self.live.record_scan(event, at)
@@ -574,6 +566,18 @@ class Hub:
         ack = self._acker(message.token) if message.token is not None else None
         if points or held or ack is not None:
             self.recorder.submit(points, ack, journal=journal, held=held)
+
+    def _arrival(
+        self, message: Inbound, journal: list[JournalEntry]
+    ) -> tuple[int, JournalEntry | None, bool]:
+        """The message's arrival stamp (recorder.Stamper: the same again for a redelivery), once per
+        message for its readings and scans; its journal entry goes into ``journal``."""
+        arrival = self.stamper.arrival(
+            message.topic, message.payload, message.received, qos=message.qos, dup=message.dup
+        )
+        if arrival[1] is not None:
+            journal.append(arrival[1])
+        return arrival
 
     def _spool_dropped(self, points: int) -> None:
         """The spool hit storage.spool_max_mb and dropped its oldest points: counted, and a critical
